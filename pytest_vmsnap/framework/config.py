@@ -82,9 +82,12 @@ def parse_host_text(text: str, source: str = HOST_FILE) -> HostParse:
             )
             # The import resolves to the extension's own bundled module, so only this name works.
             if entry.name != "ScriptRunner":
-                return HostParse(None, codes.HOST_PARSING,
-                                 f"pluginName{i} is {entry.name!r}: only the bundled "
-                                 "ScriptRunner module can be imported")
+                return HostParse(
+                    None,
+                    codes.HOST_PARSING,
+                    f"pluginName{i} is {entry.name!r}: only the bundled "
+                    "ScriptRunner module can be imported",
+                )
             plugins.append(entry)
     except (configparser.Error, ValueError) as err:
         return HostParse(None, codes.HOST_PARSING, f"{source}: {_one_line(err)}")
@@ -140,8 +143,9 @@ class ConfigParse:
     detail: str = ""
 
 
-def parse_plugin_json(data: bytes | str, *, host_timeout_s: int = HOST_TIMEOUT_CAP_S,
-                      default_timeout_s: float = 10) -> ConfigParse:
+def parse_plugin_json(
+    data: bytes | str, *, host_timeout_s: int = HOST_TIMEOUT_CAP_S, default_timeout_s: float = 10
+) -> ConfigParse:
     """Parse the JSON exactly in the extension's key order.
 
     305 for what the extension catches (invalid JSON, undecodable bytes, a missing location
@@ -157,14 +161,18 @@ def parse_plugin_json(data: bytes | str, *, host_timeout_s: int = HOST_TIMEOUT_C
         return ConfigParse(cfg, codes.CONFIG_PARSING, f"not valid JSON: {_one_line(err)}")
     cfg.raw = raw
     if not isinstance(raw, dict):
-        return ConfigParse(cfg, codes.HOST_PARSING,
-                           f"the top level is a JSON {_json_type(raw)}, not an object")
+        return ConfigParse(
+            cfg, codes.HOST_PARSING, f"the top level is a JSON {_json_type(raw)}, not an object"
+        )
     cfg.present = frozenset(raw)
 
     def fail_type(key: str, value: Any) -> ConfigParse:
-        return ConfigParse(cfg, codes.HOST_PARSING,
-                           f"{key} is a JSON {_json_type(value)} ({value!r}): the extension "
-                           "raises TypeError on it")
+        return ConfigParse(
+            cfg,
+            codes.HOST_PARSING,
+            f"{key} is a JSON {_json_type(value)} ({value!r}): the extension "
+            "raises TypeError on it",
+        )
 
     def fail_caught(detail: str) -> ConfigParse:
         # The extension catches this, but its error log line concatenates pluginName.
@@ -181,8 +189,10 @@ def parse_plugin_json(data: bytes | str, *, host_timeout_s: int = HOST_TIMEOUT_C
         cfg.plugin_name = raw["pluginName"]
     if "appName" in raw:
         cfg.app_name = raw["appName"]
-    for key, attr in (("preScriptLocation", "pre_location"),
-                      ("postScriptLocation", "post_location")):
+    for key, attr in (
+        ("preScriptLocation", "pre_location"),
+        ("postScriptLocation", "post_location"),
+    ):
         if key not in raw:
             return fail_caught(f"required key {key} is missing")
         setattr(cfg, attr, raw[key])

@@ -79,5 +79,6 @@ class NoOpSnapshotter:
     real = False
 
     def snapshot(self) -> SnapshotResult:
-        return SnapshotResult(0, True, "none",
-                              message="no-op snapshotter: no disk was copied (no stand-in VM)")
+        return SnapshotResult(
+            0, True, "none", message="no-op snapshotter: no disk was copied (no stand-in VM)"
+        )

@@ -1,0 +1,439 @@
+"""The classic flow of the extension's daemon: pre-check, pre, freeze, snapshot, thaw, post.
+
+Then the status (0 application-consistent, 1 file-system consistent, else the error code) and
+the health code (the first non-success code set during the run) follow the outcome table of the
+extension's ``handle.py`` row by row.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from . import codes
+from .checks import Precheck, precheck
+from .interfaces import (
+    Freezer,
+    FreezeResult,
+    NoOpFreezer,
+    NoOpSnapshotter,
+    SnapshotResult,
+    Snapshotter,
+    ThawResult,
+)
+from .profiles import EXTENSION, Profile
+from .runner import FAITHFUL, Clock, Pacing, ScriptResult, Spawn, SystemClock, run_script
+
+Observer = Callable[[str], None]
+"""Called with an event name at each phase edge (``pre_end`` is where a quiesce probe goes)."""
+
+
+@dataclass
+class Phase:
+    """One bar of the timeline, in seconds from the start of the cycle."""
+
+    phase: str
+    start_s: float
+    end_s: float
+
+    def to_dict(self) -> dict[str, object]:
+        return {
+            "phase": self.phase,
+            "start_s": round(self.start_s, 4),
+            "end_s": round(self.end_s, 4),
+        }
+
+
+class _HealthCode:
+    """``SetExtErrorCode`` semantics: the first writer wins."""
+
+    def __init__(self) -> None:
+        self.value = 0
+
+    def set(self, code: int) -> None:
+        if self.value == 0 and code not in (0, codes.SUCCESS):
+            self.value = code
+
+
+@dataclass
+class CycleResult:
+    """The outcome of one framework cycle, with the evidence behind it."""
+
+    status: int
+    health_code: int
+    message: str
+    profile: str
+    precheck: Precheck
+    pre: ScriptResult | None = None
+    post: ScriptResult | None = None
+    freeze: FreezeResult | None = None
+    thaw: ThawResult | None = None
+    snapshot: SnapshotResult | None = None
+    froze: bool = False
+    frozen_s: float = 0.0
+    timeline: list[Phase] = field(default_factory=list)
+    findings: list[dict[str, object]] = field(default_factory=list)
+    real_freeze: bool = True
+    real_snapshot: bool = True
+
+    @property
+    def snapshot_taken(self) -> bool:
+        return self.snapshot is not None and self.snapshot.taken
+
+    @property
+    def consistency(self) -> str:
+        """``application``, ``filesystem``, ``crash`` or ``none`` — what the snapshot really is.
+
+        Status 1 without a freeze is reported by the extension as file-system consistent, but
+        it is only crash-consistent; we say what it is.
+        """
+        if not self.snapshot_taken or self.status not in (0, 1):
+            return "none"
+        if self.status == 0:
+            return "application"
+        return "filesystem" if self.froze else "crash"
+
+    def to_dict(self) -> dict[str, object]:
+        """The framework part of the ``vmsnap run`` JSON contract."""
+        return {
+            "status": self.status,
+            "health_code": self.health_code,
+            "message": self.message,
+            "consistency": self.consistency,
+            "profile": self.profile,
+            "precheck": {
+                "code": self.precheck.code,
+                "detail": self.precheck.detail,
+                "log": self.precheck.log,
+            },
+            "scripts": {
+                "pre": self.pre.to_dict() if self.pre else {"ran": False},
+                "post": self.post.to_dict() if self.post else {"ran": False},
+            },
+            "freeze": {
+                "enabled": bool(self.precheck.fs_freeze),
+                "real": self.real_freeze,
+                "frozen": self.froze,
+                "frozen_s": round(self.frozen_s, 4),
+                "mounts": self.freeze.mounts if self.freeze else [],
+                "code": self.freeze.code if self.freeze else None,
+                "message": self.freeze.message if self.freeze else "",
+                "thaw_code": self.thaw.code if self.thaw else None,
+            },
+            "snapshot": {
+                "backend": self.snapshot.backend if self.snapshot else None,
+                "real": self.real_snapshot,
+                "taken": self.snapshot_taken,
+                "duration_s": round(self.snapshot.duration_s, 4) if self.snapshot else 0.0,
+                "message": self.snapshot.message if self.snapshot else "",
+            },
+            "findings": self.findings,
+            "timeline": [p.to_dict() for p in self.timeline],
+        }
+
+
+def run_cycle(
+    root: Path | str = "/",
+    *,
+    freezer: Freezer | None = None,
+    snapshotter: Snapshotter | None = None,
+    profile: Profile = EXTENSION,
+    clock: Clock | None = None,
+    spawn: Spawn | None = None,
+    pacing: Pacing = FAITHFUL,
+    observer: Observer | None = None,
+    pre: Precheck | None = None,
+    **precheck_args: Any,
+) -> CycleResult:
+    """Run one complete framework cycle on the machine whose ``/`` is ``root``.
+
+    ``freezer`` and ``snapshotter`` default to no-op implementations (the result says so).
+    ``pre`` lets a caller pass a pre-check it already ran (the extension runs it once).
+    """
+    freezer = freezer or NoOpFreezer()
+    snapshotter = snapshotter or NoOpSnapshotter()
+    clock = clock or SystemClock()
+    notify = observer or (lambda event: None)
+    t0 = clock.monotonic()
+    timeline: list[Phase] = []
+    health = _HealthCode()
+
+    def mark(name: str, start: float) -> None:
+        timeline.append(Phase(name, start - t0, clock.monotonic() - t0))
+
+    start = clock.monotonic()
+    pc = pre if pre is not None else precheck(root, profile=profile, **precheck_args)
+    mark("precheck", start)
+    notify("precheck_end")
+    result = CycleResult(
+        status=codes.SUCCESS,
+        health_code=0,
+        message="",
+        profile=profile.name,
+        precheck=pc,
+        timeline=timeline,
+        real_freeze=getattr(freezer, "real", True),
+        real_snapshot=getattr(snapshotter, "real", True),
+    )
+    if pc.workload_takes_over:
+        result.findings.append(_workload_finding(pc))
+        return _snapshot_only(result, freezer, snapshotter, clock, t0, notify, health)
+
+    code = pc.code
+    if code and (codes.lookup(code).reported or profile.report_config_errors):
+        health.set(code)
+    if code:
+        result.findings.append(codes.lookup(code).as_finding(pc.detail))
+
+    cfg = pc.config
+    dobackup: Any = pc.dobackup
+    fs_freeze = pc.fs_freeze
+    poll = cfg.poll_s if cfg else 3
+
+    if code == 0 and cfg is not None:
+        start = clock.monotonic()
+        notify("pre_start")
+        result.pre = _run(cfg, "pre", pc.pre_path, profile, clock, spawn, pacing)
+        _host_wait(clock, start, poll, pacing)
+        mark("pre", start)
+        notify("pre_end")
+        if result.pre.failed:
+            health.set(result.pre.error_code)
+            result.findings.append(_script_finding(result.pre))
+            crash = _and_raises(result.pre, cfg.continue_on_failure)
+            if crash:
+                result.findings.append(crash)
+                return _finish(result, codes.ERROR, health, crash["message"])
+        dobackup = result.pre.continue_backup
+        if fs_freeze == False and result.pre.failed:  # noqa: E712 - the extension compares == False
+            dobackup = False
+
+    snapshot_error = 0
+    if dobackup:
+        snapshot_error = _freeze_snapshot_thaw(
+            result, freezer, snapshotter, bool(fs_freeze), clock, t0, notify
+        )
+        if snapshot_error:
+            health.set(snapshot_error)
+
+    if code == 0 and cfg is not None:
+        start = clock.monotonic()
+        notify("post_start")
+        result.post = _run(cfg, "post", pc.post_path, profile, clock, spawn, pacing)
+        _host_wait(clock, start, poll, pacing)
+        mark("post", start)
+        notify("post_end")
+        if result.post.failed:
+            health.set(result.post.error_code)
+            result.findings.append(_script_finding(result.post))
+            crash = _and_raises(result.post, cfg.continue_on_failure)
+            if crash:
+                result.findings.append(crash)
+                return _finish(result, codes.ERROR, health, crash["message"])
+        if not result.post.continue_backup:
+            dobackup = False
+        if fs_freeze == False and result.post.failed:  # noqa: E712
+            dobackup = False
+
+    if snapshot_error:
+        return _finish(result, snapshot_error, health, codes.lookup(snapshot_error).message)
+    if not dobackup:
+        if code:
+            return _finish(
+                result,
+                code,
+                health,
+                f"Plugin Host Precheck Failed StatusCode.{codes.lookup(code).name},",
+            )
+        first = result.pre if result.pre and result.pre.failed else result.post
+        which = "PreScript" if first is result.pre else "PostScript"
+        err = first.error_code if first else codes.ERROR
+        return _finish(
+            result,
+            err,
+            health,
+            f"{which} failed for the plugin ScriptRunner StatusCode.{codes.lookup(err).name},",
+        )
+    scripts_clean = (
+        code == 0
+        and result.pre is not None
+        and result.post is not None
+        and not result.pre.failed
+        and not result.post.failed
+    )
+    if scripts_clean and result.snapshot_taken:
+        return _finish(
+            result, codes.SUCCESS_APP_CONSISTENT, health, "application-consistent snapshot"
+        )
+    return _finish(
+        result,
+        codes.SUCCESS,
+        health,
+        "file-system consistent snapshot" if result.froze else "snapshot taken without a freeze",
+    )
+
+
+def _run(
+    cfg: Any,
+    which: str,
+    path: Path | None,
+    profile: Profile,
+    clock: Clock,
+    spawn: Spawn | None,
+    pacing: Pacing,
+) -> ScriptResult:
+    argv = cfg.argv(which)
+    if argv is not None and path is not None:
+        argv[1] = str(path)  # the location as resolved under the root directory
+    return run_script(
+        which,
+        argv,
+        timeout_s=cfg.timeout_s,
+        poll_s=cfg.poll_s,
+        retries=cfg.retries(which),
+        continue_on_failure=cfg.continue_on_failure,
+        profile=profile,
+        clock=clock,
+        spawn=spawn,
+        pacing=pacing,
+    )
+
+
+def _host_wait(clock: Clock, start: float, poll_s: int, pacing: Pacing) -> None:
+    """The plugin host checks its plugin threads every P seconds, the first time after one P.
+
+    So a phase lasts at least P and ends on a multiple of P (the watchdog case is modelled by
+    the runner, not waited for).
+    """
+    if not pacing.faithful:
+        return
+    elapsed = clock.monotonic() - start
+    target = max(1, math.ceil(elapsed / poll_s - 1e-9)) * poll_s
+    if target > elapsed:
+        clock.sleep(target - elapsed)
+
+
+def _freeze_snapshot_thaw(
+    result: CycleResult,
+    freezer: Freezer,
+    snapshotter: Snapshotter,
+    do_freeze: bool,
+    clock: Clock,
+    t0: float,
+    notify: Observer,
+) -> int:
+    """Freeze (iff F) -> snapshot -> thaw; returns 0 or the error code, which takes precedence."""
+    if do_freeze:
+        start = clock.monotonic()
+        notify("freeze_start")
+        result.freeze = freezer.freeze()
+        result.timeline.append(Phase("freeze", start - t0, clock.monotonic() - t0))
+        if result.freeze.code:
+            result.findings.append(
+                codes.lookup(result.freeze.code).as_finding(result.freeze.message)
+            )
+            return result.freeze.code  # no snapshot; the helper's own timer is the thaw
+        result.froze = True
+        notify("frozen")
+    try:
+        start = clock.monotonic()
+        notify("snapshot_start")
+        result.snapshot = snapshotter.snapshot()
+        result.timeline.append(Phase("snapshot", start - t0, clock.monotonic() - t0))
+        notify("snapshot_end")
+    finally:
+        if do_freeze:
+            start = clock.monotonic()
+            result.thaw = freezer.thaw()
+            result.timeline.append(Phase("thaw", start - t0, clock.monotonic() - t0))
+            result.frozen_s = max(result.thaw.frozen_s.values(), default=0.0)
+            notify("thawed")
+    if result.snapshot.code:
+        result.findings.append(
+            codes.lookup(result.snapshot.code).as_finding(result.snapshot.message)
+        )
+        return result.snapshot.code
+    if result.thaw is not None and result.thaw.code:
+        result.findings.append(codes.lookup(result.thaw.code).as_finding(result.thaw.message))
+        return result.thaw.code
+    return 0
+
+
+def _snapshot_only(
+    result: CycleResult,
+    freezer: Freezer,
+    snapshotter: Snapshotter,
+    clock: Clock,
+    t0: float,
+    notify: Observer,
+    health: _HealthCode,
+) -> CycleResult:
+    # The enhanced workload flow always freezes (OnApp*DoFsFreeze parse quirk).
+    error = _freeze_snapshot_thaw(result, freezer, snapshotter, True, clock, t0, notify)
+    if error:
+        health.set(error)
+        return _finish(result, error, health, codes.lookup(error).message)
+    return _finish(
+        result,
+        codes.SUCCESS,
+        health,
+        "workload flow: the JSON scripts were not used (not emulated)",
+    )
+
+
+def _and_raises(script: ScriptResult, continue_on_failure: Any) -> dict[str, object] | None:
+    """``True & continueBackupOnFailure`` in the plugin host raises for non-bool, non-int values.
+
+    The daemon then fails the whole run with error 2 and never runs what comes after.
+    """
+    if type(continue_on_failure) in (bool, int):
+        return None
+    return {
+        "code": codes.ERROR,
+        "name": "error",
+        "message": (
+            f"continueBackupOnFailure is {continue_on_failure!r}; after the "
+            f"{script.which}-script failed the plugin host computed True & "
+            f"{continue_on_failure!r}, which raises TypeError: the extension aborts the "
+            "backup (error 2) and runs nothing after this point"
+        ),
+        "action": 'Use a JSON boolean: "continueBackupOnFailure": true or false.',
+    }
+
+
+def _script_finding(script: ScriptResult) -> dict[str, object]:
+    detail = ""
+    if script.exit_code is not None and not script.timed_out:
+        detail = f"(exit code {script.exit_code})"
+    if script.output_stalled:
+        detail += " The script was blocked writing more output than a pipe holds."
+    if script.left_running:
+        detail += f" It was left running (pid {', '.join(map(str, script.left_running))})."
+    if script.watchdog:
+        detail += " " + script.log[-1]
+    return codes.lookup(script.error_code).as_finding(detail.strip())
+
+
+def _workload_finding(pc: Precheck) -> dict[str, object]:
+    name = pc.workload.workload_name if pc.workload else ""
+    return {
+        "code": 0,
+        "name": "WorkloadConfTakesOver",
+        "message": (
+            f"/etc/azure/workload.conf names the workload {name!r}: the extension runs "
+            "its built-in enhanced flow and ignores VMSnapshotScriptPluginConfig.json"
+        ),
+        "action": "Empty workload_name in /etc/azure/workload.conf to use your own scripts.",
+    }
+
+
+def _finish(result: CycleResult, status: int, health: _HealthCode, message: str) -> CycleResult:
+    result.status = status
+    if status not in (codes.SUCCESS_APP_CONSISTENT, codes.SUCCESS):
+        health.set(status)
+    result.health_code = health.value
+    result.message = message
+    return result

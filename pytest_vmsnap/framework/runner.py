@@ -1,0 +1,375 @@
+"""Runs one pre- or post-script the way the extension's ``ScriptRunner`` does.
+
+``sh <path> <params...>`` without a shell, stdout/stderr into pipes, a poll loop that sleeps P
+seconds between checks and gives up after ``ceil(T/P)`` sleeps. Under the ``extension`` profile
+the pipes are not read while the script runs (so a script that writes more than a pipe's buffer
+stalls, as it does under the real extension), retries never re-run the script and a timed-out
+script keeps running. The output is drained afterwards for the report.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import os
+import signal
+import subprocess
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import IO, Any, Protocol
+
+from . import codes
+from .config import host_watchdog_s
+from .profiles import EXTENSION, Profile
+
+OUTPUT_KEEP = 64 * 1024  # bytes of head and of tail kept per stream for the report
+_F_GETPIPE_SZ = 1032
+_FIONREAD = 0x541B
+
+
+class Clock(Protocol):
+    """Time source for the poll loop; tests inject a fake one to avoid real waiting."""
+
+    def monotonic(self) -> float: ...
+
+    def sleep(self, seconds: float) -> None: ...
+
+
+class SystemClock:
+    """The real clock."""
+
+    def monotonic(self) -> float:
+        return time.monotonic()
+
+    def sleep(self, seconds: float) -> None:
+        if seconds > 0:
+            time.sleep(seconds)
+
+
+class Process(Protocol):
+    """The part of :class:`subprocess.Popen` the runner uses."""
+
+    pid: int
+    returncode: int | None
+    stdout: IO[bytes] | None
+    stderr: IO[bytes] | None
+
+    def poll(self) -> int | None: ...
+
+    def wait(self, timeout: float | None = None) -> int: ...
+
+
+Spawn = Callable[[Sequence[str]], Process]
+
+
+def spawn_script(
+    argv: Sequence[str], cwd: str | None = None, env: dict[str, str] | None = None
+) -> subprocess.Popen[bytes]:
+    """Start a script as the extension does: no shell, pipes for stdout and stderr.
+
+    It gets its own process group so that a timed-out script and its children can be found
+    and ended later by exact group id (the extension leaves it in the daemon's group).
+    """
+    return subprocess.Popen(
+        list(argv),
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        cwd=cwd,
+        env=env,
+        process_group=0,
+    )
+
+
+@dataclass
+class Output:
+    """A stream's captured bytes: the head and the tail, and how much there was in all."""
+
+    head: bytes = b""
+    tail: bytes = b""
+    total: int = 0
+
+    def add(self, chunk: bytes) -> None:
+        self.total += len(chunk)
+        room = OUTPUT_KEEP - len(self.head)
+        if room > 0:
+            self.head += chunk[:room]
+            chunk = chunk[room:]
+        if chunk:
+            self.tail = (self.tail + chunk)[-OUTPUT_KEEP:]
+
+    @property
+    def truncated(self) -> bool:
+        return self.total > len(self.head) + len(self.tail)
+
+    def text(self) -> str:
+        """The output as text for a report, with a marker where bytes were left out."""
+        body = self.head.decode("utf-8", "replace")
+        if self.tail:
+            skipped = self.total - len(self.head) - len(self.tail)
+            if skipped > 0:
+                body += f"\n[... {skipped} bytes not kept ...]\n"
+            body += self.tail.decode("utf-8", "replace")
+        return body
+
+
+@dataclass
+class ScriptResult:
+    """Everything about one script run, in the shape the cycle and the reports need."""
+
+    which: str
+    argv: list[str] | None
+    ran: bool = False
+    exit_code: int | None = None
+    error_code: int = 0
+    timed_out: bool = False
+    attempts: int = 0
+    retries_logged: int = 0
+    continue_backup: Any = True
+    start_s: float = 0.0
+    end_s: float = 0.0
+    stdout: Output = field(default_factory=Output)
+    stderr: Output = field(default_factory=Output)
+    output_stalled: bool = False
+    left_running: list[int] = field(default_factory=list)
+    watchdog: bool = False
+    log: list[str] = field(default_factory=list)
+
+    @property
+    def duration_s(self) -> float:
+        """From start until the framework saw the script end or gave up on it."""
+        return self.end_s - self.start_s
+
+    @property
+    def failed(self) -> bool:
+        return self.error_code != 0
+
+    def to_dict(self) -> dict[str, object]:
+        """The ``scripts.pre`` / ``scripts.post`` record of the ``vmsnap run`` JSON."""
+        return {
+            "ran": self.ran,
+            "argv": self.argv,
+            "exit_code": self.exit_code,
+            "error_code": self.error_code,
+            "duration_s": round(self.duration_s, 3),
+            "attempts": self.attempts,
+            "retries_logged": self.retries_logged,
+            "timed_out": self.timed_out,
+            "watchdog": self.watchdog,
+            "output_stalled": self.output_stalled,
+            "left_running": self.left_running,
+            "stdout": self.stdout.text(),
+            "stderr": self.stderr.text(),
+            "output_bytes": self.stdout.total + self.stderr.total,
+        }
+
+
+@dataclass(frozen=True)
+class Pacing:
+    """How literally the extension's waiting is reproduced.
+
+    ``faithful``: the runner sleeps whole poll periods and notices an exit only at poll
+    boundaries, as the extension does. ``prompt``: same timeout arithmetic, but an exit is
+    noticed at once (for fast harness runs; the timeline is then shorter than the extension's).
+    """
+
+    faithful: bool = True
+
+
+FAITHFUL = Pacing(True)
+PROMPT = Pacing(False)
+
+
+def run_script(
+    which: str,
+    argv: list[str] | None,
+    *,
+    timeout_s: float,
+    poll_s: int,
+    retries: Any,
+    continue_on_failure: Any,
+    profile: Profile = EXTENSION,
+    clock: Clock | None = None,
+    spawn: Spawn | None = None,
+    pacing: Pacing = FAITHFUL,
+) -> ScriptResult:
+    """Run the ``pre`` or ``post`` script with the extension's poll loop and outcome codes.
+
+    ``argv`` None means building it raised inside the extension's worker thread (a bad
+    params value): the plugin host's watchdog then reports 310/311 without running anything.
+    """
+    clock = clock or SystemClock()
+    spawn = spawn or spawn_script
+    failed_code, timeout_code, watchdog_code = (
+        (codes.PRE_FAILED, codes.PRE_TIMEOUT, codes.HOST_PRE_TIMEOUT)
+        if which == "pre"
+        else (codes.POST_FAILED, codes.POST_TIMEOUT, codes.HOST_POST_TIMEOUT)
+    )
+    result = ScriptResult(which, argv, start_s=clock.monotonic())
+    if argv is None:
+        return _watchdog(
+            result,
+            watchdog_code,
+            poll_s,
+            "building the argument list raised "
+            "TypeError in the plugin thread (params must be a list)",
+        )
+
+    ratio = timeout_s / poll_s  # the extension's pollTotalCount (true division)
+    result.log.append(f"Running {which}script for ScriptRunner module...")
+    proc = spawn(argv)
+    result.ran, result.attempts = True, 1
+    readers = _start_readers(proc, result) if profile.drain_output_live else []
+    sleeps = 0
+    count = 0
+    while True:
+        while proc.poll() is None:
+            if sleeps >= ratio:
+                result.timed_out = True
+                result.log.append(f"{which.capitalize()}script for ScriptRunner timed out.")
+                break
+            sleeps += 1
+            _wait_one_poll(proc, clock, poll_s, pacing)
+        if not result.timed_out and proc.returncode == 0:
+            break
+        if result.timed_out:
+            break
+        try:
+            give_up = count >= retries
+        except TypeError:
+            result.exit_code = proc.returncode
+            _collect(proc, result, readers)
+            result.error_code = failed_code
+            return _watchdog(
+                result,
+                watchdog_code,
+                poll_s,
+                f"{which}ScriptNoOfRetries {retries!r} is not a number: the "
+                "retry comparison raised TypeError in the plugin thread",
+            )
+        if give_up:
+            break
+        result.log.append(f"{which.capitalize()}script for ScriptRunner failed. Retrying...")
+        count += 1
+        if profile.rerun_on_retry:
+            _collect(proc, result, readers)
+            proc = spawn(argv)
+            result.attempts += 1
+            readers = _start_readers(proc, result) if profile.drain_output_live else []
+    result.end_s = clock.monotonic()
+    result.retries_logged = count
+
+    if result.timed_out:
+        result.error_code = timeout_code
+        result.continue_backup = continue_on_failure
+        if profile.kill_on_timeout:
+            _kill_group(proc)
+            _collect(proc, result, readers)
+        else:
+            _abandon(proc, result)
+        return result
+
+    result.exit_code = proc.returncode
+    _collect(proc, result, readers)
+    if proc.returncode == 0:
+        result.log.append(f"{which.capitalize()}script for ScriptRunner successfully executed.")
+    else:
+        result.error_code = failed_code
+        result.continue_backup = continue_on_failure
+        result.log.append(
+            f"{which.capitalize()}script for ScriptRunner failed with error "
+            f"code: {proc.returncode} ."
+        )
+    return result
+
+
+def _wait_one_poll(proc: Process, clock: Clock, poll_s: float, pacing: Pacing) -> None:
+    if pacing.faithful or not isinstance(proc, subprocess.Popen):
+        clock.sleep(poll_s)
+        return
+    with contextlib.suppress(subprocess.TimeoutExpired):
+        proc.wait(timeout=poll_s)
+
+
+def _watchdog(result: ScriptResult, code: int, poll_s: int, why: str) -> ScriptResult:
+    """The plugin thread died without reporting; the host gives up after ~1806 s."""
+    result.error_code = code
+    result.watchdog = True
+    result.continue_backup = True  # the host keeps continueBackup True in this path
+    result.end_s = result.start_s + host_watchdog_s(poll_s)
+    result.log.append(
+        f"plugin thread died: {why}; the plugin host's watchdog reports "
+        f"{codes.lookup(code).name} after {host_watchdog_s(poll_s):.0f} s"
+    )
+    return result
+
+
+def _start_readers(proc: Process, result: ScriptResult) -> list[threading.Thread]:
+    threads = []
+    for stream, out in ((proc.stdout, result.stdout), (proc.stderr, result.stderr)):
+        if stream is None:
+            continue
+        t = threading.Thread(target=_pump, args=(stream, out), daemon=True)
+        t.start()
+        threads.append(t)
+    return threads
+
+
+def _pump(stream: IO[bytes], out: Output) -> None:
+    while True:
+        chunk = stream.read1(65536) if hasattr(stream, "read1") else stream.read(65536)
+        if not chunk:
+            return
+        out.add(chunk)
+
+
+def _collect(proc: Process, result: ScriptResult, readers: list[threading.Thread]) -> None:
+    """Drain what a finished (or killed) script wrote, into the result."""
+    if readers:
+        for t in readers:
+            t.join(timeout=5)
+        return
+    for stream, out in ((proc.stdout, result.stdout), (proc.stderr, result.stderr)):
+        if stream is not None:
+            _pump(stream, out)
+
+
+def _abandon(proc: Process, result: ScriptResult) -> None:
+    """What the extension does on timeout: stop watching, leave the script running.
+
+    We first take what is buffered (non-blocking) for the report and note whether the script
+    was stalled on a full pipe; then the read ends are closed, as garbage collection closes
+    them in the extension, so the script's later writes fail with SIGPIPE/EPIPE.
+    """
+    for stream, out in ((proc.stdout, result.stdout), (proc.stderr, result.stderr)):
+        if stream is None:
+            continue
+        fd = stream.fileno()
+        try:
+            capacity = fcntl.fcntl(fd, _F_GETPIPE_SZ)
+            pending = int.from_bytes(fcntl.ioctl(fd, _FIONREAD, b"\0\0\0\0"), "little")
+            result.output_stalled |= pending >= capacity
+            os.set_blocking(fd, False)
+            while True:
+                chunk = os.read(fd, 65536)
+                if not chunk:
+                    break
+                out.add(chunk)
+        except (BlockingIOError, OSError):
+            pass
+        stream.close()
+    if result.output_stalled:
+        result.log.append("the script was blocked writing to a full, unread output pipe")
+    if proc.poll() is None:
+        result.left_running.append(proc.pid)
+
+
+def _kill_group(proc: Process) -> None:
+    """Kill a timed-out script and everything it started (its own process group)."""
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(proc.pid, signal.SIGKILL)
+    # A script blocked on a frozen file system cannot die before the thaw: do not wait forever.
+    with contextlib.suppress(subprocess.TimeoutExpired):
+        proc.wait(timeout=10)
