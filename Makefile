@@ -1,0 +1,47 @@
+# pytest-vmsnap: `make demo` and `make test` set everything up on a fresh Debian 12 machine (root).
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed
+
+.PHONY: all deps setup test unit integration lint demo bench cleanup clean
+
+all: test
+
+deps:
+	@bash scripts/install-deps.sh
+
+$(STAMP): pyproject.toml
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	@$(PY) -m pip install -q --disable-pip-version-check -e '.[test]'
+	@touch $(STAMP)
+
+setup: deps $(STAMP)
+
+## The whole suite: lint, unit, integration (root), coverage of the framework engine.
+test: setup
+	@bash scripts/run-tests.sh
+
+unit: setup
+	@$(PY) -m pytest tests/unit -q
+
+integration: setup
+	@$(PY) -m pytest tests/integration -q
+
+lint: setup
+	@$(PY) -m ruff check . && $(PY) -m ruff format --check .
+
+## The main job: `pytest --vmsnap` on the bundled SQLite example, with a summary at the end.
+demo: setup
+	@bash scripts/demo.sh
+
+## Benchmarks and soaks (outside the default run).
+bench: setup
+	@$(PY) -m pytest bench -m bench -q -s
+
+## Release leftovers (loop devices, mounts, VMs) of crashed runs, found by their tag.
+cleanup: setup
+	@$(VENV)/bin/vmsnap cleanup
+
+clean:
+	rm -rf $(VENV) build *.egg-info .coverage htmlcov vmsnap-report

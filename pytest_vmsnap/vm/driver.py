@@ -1,0 +1,111 @@
+"""The controller's side of a cycle in a stand-in VM: starts the agent and answers it.
+
+The agent (inside the VM) runs the framework engine; the controller (this process, on the host)
+takes the snapshot from the host side when asked, and runs the caller's hooks at each phase edge
+(for example the quiesce probe at ``pre_end``). The controller never touches the VM's file
+systems while they are frozen, and thaws them itself if the agent dies.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from .errors import VmError
+
+EventHook = Callable[[str, float], None]
+SnapshotFn = Callable[[], dict[str, Any]]
+
+
+class VM(Protocol):
+    """What the driver needs of a stand-in VM (host namespaces or a container)."""
+
+    name: str
+
+    def popen(self, argv: list[str], **kwargs: Any) -> subprocess.Popen[Any]: ...
+
+    def thaw_all(self) -> list[str]: ...
+
+
+@dataclass
+class DrivenCycle:
+    """The agent's cycle result plus the controller's view of the phase edges."""
+
+    cycle: dict[str, Any]
+    events: list[tuple[str, float]] = field(default_factory=list)
+    agent_stderr: str = ""
+
+
+def drive_cycle(
+    vm: VM,
+    *,
+    snapshot: SnapshotFn,
+    options: dict[str, Any],
+    on_event: EventHook | None = None,
+    python: str = sys.executable,
+    timeout_s: float = 3900.0,
+) -> DrivenCycle:
+    """Run one framework cycle inside ``vm`` and return its result.
+
+    ``options`` go to the agent (profile, pacing, freeze mounts and tuning). ``snapshot`` is
+    called while the VM is frozen and must return the SnapshotResult fields as a dict.
+    """
+    agent = vm.popen(
+        [python, "-m", "pytest_vmsnap.vm.agent", json.dumps(options)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    assert agent.stdin is not None and agent.stdout is not None
+    events: list[tuple[str, float]] = []
+    deadline = time.monotonic() + timeout_s
+    result: dict[str, Any] | None = None
+    try:
+        for line in agent.stdout:
+            message = json.loads(line)
+            if "event" in message:
+                events.append((message["event"], float(message["t"])))
+                if on_event is not None:
+                    on_event(message["event"], float(message["t"]))
+                _reply(agent, {"ack": True})
+            elif "snapshot" in message:
+                _reply(agent, {"snapshot_result": _safe_snapshot(snapshot)})
+            elif "result" in message:
+                result = message["result"]
+                break
+            if time.monotonic() > deadline:
+                raise VmError(f"VM {vm.name}: the framework cycle did not end in {timeout_s} s")
+    finally:
+        # Whatever happened above, no VM file system stays frozen.
+        vm.thaw_all()
+        with contextlib.suppress(OSError):
+            agent.stdin.close()
+        try:
+            agent.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            agent.kill()
+            agent.wait(timeout=30)
+    stderr = agent.stderr.read().decode(errors="replace") if agent.stderr else ""
+    if result is None:
+        last = stderr.strip().splitlines()[-1:] or [f"exit {agent.returncode}"]
+        raise VmError(f"VM {vm.name}: the framework agent ended without a result: {last[0]}")
+    return DrivenCycle(result, events, stderr)
+
+
+def _reply(agent: subprocess.Popen[Any], message: dict[str, Any]) -> None:
+    assert agent.stdin is not None
+    agent.stdin.write((json.dumps(message) + "\n").encode())
+    agent.stdin.flush()
+
+
+def _safe_snapshot(snapshot: SnapshotFn) -> dict[str, Any]:
+    try:
+        return snapshot()
+    except Exception as err:  # the agent must always get an answer, then thaw
+        return {"code": 2, "taken": False, "backend": "?", "message": f"snapshot failed: {err}"}

@@ -1,0 +1,225 @@
+"""The host stand-in VM: private mount, network and PID namespaces on this machine.
+
+The VM's disks are mounted at their real paths (``/var/lib/postgresql``...), ``/etc`` and
+``/var/lib`` are copy-on-write overlays, ``/tmp`` and ``/run`` are private, loopback is the VM's
+own (default ports never collide between VMs), and ending the VM's PID 1 ends every process in it.
+Users' scripts run unchanged with their production paths. Loop devices are not namespaced:
+their owner (:mod:`.disks`) releases them.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from .errors import VmError
+from .model import Disk
+from .vminit import thaw
+
+
+class HostVM:
+    """A stand-in VM made of namespaces; processes enter it through ``nsenter``."""
+
+    kind = "host"
+
+    def __init__(
+        self,
+        name: str,
+        disks: Sequence[Disk],
+        *,
+        tag: str = "",
+        overlays: Sequence[str] = ("/etc", "/var/lib"),
+    ) -> None:
+        self.name = name
+        self.tag = tag
+        self.disks = list(disks)
+        self.overlays = list(overlays)
+        self._proc: subprocess.Popen[bytes] | None = None
+        self.pid: int | None = None
+
+    def start(self, timeout_s: float = 20.0) -> HostVM:
+        """Create the namespaces, mount the disks, and return once the VM is ready."""
+        for disk in self.disks:
+            if not disk.loopdev:
+                raise VmError(f"disk {disk.spec.name} of VM {self.name} is not attached")
+        spec = {
+            "name": self.name,
+            "tag": self.tag,
+            "overlays": self.overlays,
+            "mounts": [
+                {
+                    "dev": d.loopdev,
+                    "target": d.spec.mountpoint,
+                    "fs": d.spec.fs,
+                    "options": d.mount_options,
+                }
+                for d in self.disks
+            ],
+        }
+        argv = [
+            "unshare",
+            "--mount",
+            "--net",
+            "--pid",
+            "--fork",
+            "--mount-proc",
+            "--propagation",
+            "private",
+            sys.executable,
+            "-m",
+            "pytest_vmsnap.vm.vminit",
+            json.dumps(spec),
+            f"vmsnap-vm={self.tag}:{self.name}",
+        ]
+        self._proc = subprocess.Popen(
+            argv,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            env=_child_env(),
+        )
+        line = _readline(self._proc, timeout_s)
+        if not line.startswith(b"READY"):
+            err = self._proc.stderr.read().decode(errors="replace") if self._proc.stderr else ""
+            self._reap()
+            detail = line.decode(errors="replace").removeprefix("FAILED ").strip()
+            raise VmError(f"VM {self.name} did not start: {detail or err.strip()}")
+        self.pid = self._find_init_pid()
+        return self
+
+    def _find_init_pid(self) -> int:
+        """The host PID of the VM's PID 1 (the child that ``unshare --fork`` made)."""
+        assert self._proc is not None
+        children = Path(f"/proc/{self._proc.pid}/task/{self._proc.pid}/children")
+        for _ in range(100):
+            pids = children.read_text().split()
+            if pids:
+                return int(pids[0])
+            time.sleep(0.01)
+        raise VmError(f"VM {self.name}: cannot find its init process")
+
+    def _nsenter(self, argv: Sequence[str]) -> list[str]:
+        if self.pid is None:
+            raise VmError(f"VM {self.name} is not running")
+        return ["nsenter", "--target", str(self.pid), "--mount", "--net", "--pid", "--", *argv]
+
+    def popen(self, argv: Sequence[str], **kwargs: Any) -> subprocess.Popen[Any]:
+        """Start a process inside the VM (it dies with the VM)."""
+        kwargs.setdefault("env", _child_env())
+        return subprocess.Popen(self._nsenter(argv), **kwargs)
+
+    def run(
+        self,
+        argv: Sequence[str],
+        *,
+        check: bool = True,
+        timeout: float | None = 120,
+        input: bytes | None = None,
+    ) -> subprocess.CompletedProcess[bytes]:
+        """Run a command inside the VM and wait for it; VmError with its stderr on failure."""
+        try:
+            done = subprocess.run(
+                self._nsenter(argv),
+                capture_output=True,
+                timeout=timeout,
+                input=input,
+                env=_child_env(),
+            )
+        except subprocess.TimeoutExpired as err:
+            raise VmError(
+                f"VM {self.name}: {' '.join(argv)} did not finish in {timeout} s"
+            ) from err
+        if check and done.returncode:
+            msg = done.stderr.decode(errors="replace").strip() or f"exit {done.returncode}"
+            raise VmError(f"VM {self.name}: {' '.join(argv)}: {msg}")
+        return done
+
+    def path(self, inside: str) -> Path:
+        """This host's path to ``inside`` as the VM sees it (through /proc/PID/root)."""
+        if self.pid is None:
+            raise VmError(f"VM {self.name} is not running")
+        return Path(f"/proc/{self.pid}/root") / inside.lstrip("/")
+
+    def thaw_all(self) -> list[str]:
+        """Thaw every disk mount of the VM that is frozen; returns those it thawed."""
+        if self.pid is None:
+            return []
+        return [
+            d.spec.mountpoint
+            for d in reversed(self.disks)
+            if thaw(str(self.path(d.spec.mountpoint)))
+        ]
+
+    def stop(self, timeout_s: float = 15.0) -> None:
+        """Thaw, then end PID 1 (the kernel ends every process of the VM and its mounts)."""
+        if self._proc is None:
+            return
+        self.thaw_all()
+        if self._proc.poll() is None:
+            with contextlib.suppress(OSError):
+                assert self._proc.stdin is not None
+                self._proc.stdin.close()
+            if self.pid is not None:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(self.pid, signal.SIGTERM)
+        self._reap(timeout_s)
+
+    def _reap(self, timeout_s: float = 15.0) -> None:
+        assert self._proc is not None
+        try:
+            self._proc.wait(timeout=timeout_s)
+        except subprocess.TimeoutExpired:
+            self.thaw_all()
+            if self.pid is not None:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(self.pid, signal.SIGKILL)
+            self._proc.wait(timeout=timeout_s)
+        for stream in (self._proc.stdin, self._proc.stdout, self._proc.stderr):
+            if stream is not None:
+                with contextlib.suppress(OSError):
+                    stream.close()
+        self._proc = None
+        self.pid = None
+
+    def __enter__(self) -> HostVM:
+        return self.start() if self.pid is None else self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+def _child_env() -> dict[str, str]:
+    env = dict(os.environ)
+    env["PYTHONDONTWRITEBYTECODE"] = "1"
+    # The package must be importable inside the VM exactly as it is here.
+    root = str(Path(__file__).resolve().parents[2])
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (root, env.get("PYTHONPATH", "")) if p)
+    return env
+
+
+def _readline(proc: subprocess.Popen[bytes], timeout_s: float) -> bytes:
+    """Read one line from ``proc``'s stdout, giving up after ``timeout_s``."""
+    import selectors
+
+    assert proc.stdout is not None
+    sel = selectors.DefaultSelector()
+    sel.register(proc.stdout, selectors.EVENT_READ)
+    deadline = time.monotonic() + timeout_s
+    buf = b""
+    while time.monotonic() < deadline and not buf.endswith(b"\n"):
+        if not sel.select(timeout=max(0.0, deadline - time.monotonic())):
+            break
+        chunk = os.read(proc.stdout.fileno(), 4096)
+        if not chunk:
+            break
+        buf += chunk
+    sel.close()
+    return buf

@@ -1,0 +1,130 @@
+"""PID 1 of a host stand-in VM: builds the VM's private view of the machine, then waits.
+
+Run by :mod:`pytest_vmsnap.vm.host` as
+``unshare --mount --net --pid --fork --mount-proc --propagation private python -m
+pytest_vmsnap.vm.vminit SPEC_JSON``. It brings up a private loopback, puts tmpfs on ``/tmp`` and
+``/run``, overlays ``/etc`` and ``/var/lib`` (writes land in memory, the host's files are never
+touched), mounts the VM's disks at their real paths, prints ``READY`` and waits.
+
+It ends when its stdin closes (the controller died or asked it to), or on SIGTERM, SIGINT or
+SIGHUP. Before it exits it thaws every disk mount: the kernel then kills every process of the VM
+and drops the mounts, and a frozen file system must never be unmounted.
+"""
+
+from __future__ import annotations
+
+import errno
+import fcntl
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+
+FITHAW = 0xC0045878
+OVERLAY_STATE = "/run/.vmsnap-overlay"
+
+
+def _run(argv: list[str]) -> None:
+    done = subprocess.run(argv, capture_output=True, text=True)
+    if done.returncode:
+        raise RuntimeError(f"{' '.join(argv)}: {done.stderr.strip() or done.returncode}")
+
+
+def thaw(path: str) -> bool:
+    """FITHAW ``path``; True if it was frozen (EINVAL means it was not)."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    except OSError:
+        return False
+    try:
+        fcntl.ioctl(fd, FITHAW, 0)
+        return True
+    except OSError as err:
+        if err.errno != errno.EINVAL:
+            print(f"vminit: thaw {path}: {err}", file=sys.stderr, flush=True)
+        return False
+    finally:
+        os.close(fd)
+
+
+def build(spec: dict) -> None:
+    """Make this mount namespace look like the VM described by ``spec``."""
+    _run(["ip", "link", "set", "lo", "up"])
+    _run(["mount", "-t", "tmpfs", "-o", "mode=1777,size=512m", "vmsnap-tmp", "/tmp"])
+    _run(["mount", "-t", "tmpfs", "-o", "mode=755,size=256m", "vmsnap-run", "/run"])
+    for sub in ("lock", "user"):
+        os.makedirs(f"/run/{sub}", exist_ok=True)
+    os.chmod("/run/lock", 0o1777)
+    for lower in spec.get("overlays", ["/etc", "/var/lib"]):
+        state = f"{OVERLAY_STATE}{lower}"
+        os.makedirs(f"{state}/upper", exist_ok=True)
+        os.makedirs(f"{state}/work", exist_ok=True)
+        _run(
+            [
+                "mount",
+                "-t",
+                "overlay",
+                f"vmsnap-ovl{lower.replace('/', '-')}",
+                "-o",
+                f"lowerdir={lower},upperdir={state}/upper,workdir={state}/work",
+                lower,
+            ]
+        )
+    for m in spec.get("mounts", []):
+        os.makedirs(m["target"], exist_ok=True)
+        argv = ["mount", "-t", m["fs"]]
+        if m.get("options"):
+            argv += ["-o", ",".join(m["options"])]
+        _run([*argv, m["dev"], m["target"]])
+        if m.get("owner"):
+            uid, gid = m["owner"]
+            os.chown(m["target"], uid, gid)
+    if spec.get("hostname"):
+        # Only the UTS namespace would make this private; we record it instead of setting it.
+        os.environ["VMSNAP_VM"] = spec["hostname"]
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    spec = json.loads(argv[0])
+    mounts = [m["target"] for m in spec.get("mounts", [])]
+    stop = threading.Event()
+
+    def on_signal(signum: int, frame: object) -> None:
+        stop.set()
+
+    for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+        signal.signal(sig, on_signal)
+
+    def watch_stdin() -> None:
+        # EOF on stdin: the controller is gone (crashed, killed) or closed it on purpose.
+        while sys.stdin.buffer.read(4096):
+            pass
+        stop.set()
+
+    try:
+        build(spec)
+    except Exception as err:  # report one line to the controller, never a traceback
+        print(f"FAILED {err}", flush=True)
+        for target in reversed(mounts):
+            thaw(target)
+        return 1
+    print("READY " + json.dumps({"pid": os.getpid()}), flush=True)
+    threading.Thread(target=watch_stdin, daemon=True).start()
+    while not stop.is_set():
+        # As PID 1 we reap every orphan of the VM.
+        try:
+            pid, _ = os.waitpid(-1, os.WNOHANG)
+        except ChildProcessError:
+            pid = 0
+        if pid == 0:
+            stop.wait(0.2)
+    for target in reversed(mounts):
+        thaw(target)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
