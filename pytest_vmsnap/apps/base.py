@@ -1,0 +1,146 @@
+"""What every application under test provides, on both sides of the VM boundary.
+
+Server side (called by the controller on the host, acting on a stand-in VM through
+``vm.run``/``vm.popen``/``vm.path``): disk layout, provision, start with a deadline, stop,
+integrity check, crash-recovery evidence, versions.
+
+Client side (called inside the VM by the workload, probe and oracle processes): a connection
+as the ordinary application user ``vmsnap_app`` (never a superuser, as production apps), the
+schema, one acknowledged append, one bank transfer, a probe write with a short timeout, and a
+read of the state the oracle checks.
+
+Schema every app keeps (names may be adapted to the store, semantics may not):
+``vmsnap_log(seq integer primary key, writer integer, at double)`` — one row per acknowledged
+append; ``vmsnap_bank(id integer primary key, balance bigint)`` — ``BANK_ACCOUNTS`` rows whose
+total is always ``BANK_TOTAL`` (each transfer moves an amount between two rows in one
+transaction); ``vmsnap_probe(id, at)`` — writes made by the probes only.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, Protocol
+
+from ..vm.model import DiskSpec
+
+APP_USER = "vmsnap_app"
+APP_PASSWORD = "vmsnap-app-pw"
+BANK_ACCOUNTS = 10
+BANK_TOTAL = 10_000 * BANK_ACCOUNTS
+
+
+class VmLike(Protocol):
+    """The stand-in VM as the apps use it (see :class:`pytest_vmsnap.vm.host.HostVM`)."""
+
+    name: str
+
+    def run(
+        self,
+        argv: list[str],
+        *,
+        check: bool = True,
+        timeout: float | None = 120,
+        input: bytes | None = None,
+    ) -> Any: ...
+
+    def popen(self, argv: list[str], **kwargs: Any) -> Any: ...
+
+    def path(self, inside: str) -> Any: ...
+
+
+@dataclass
+class StartReport:
+    """How a (restored) server came up."""
+
+    started: bool
+    seconds: float
+    recovery_ran: bool = False
+    """The store replayed its log (WAL, redo, AOF tail): its designed path, not damage."""
+    repair_needed: bool = False
+    """It needed repair: a MyISAM/Aria table not closed properly, a truncated AOF fixed..."""
+    evidence: list[str] = field(default_factory=list)
+    """Log lines or control data behind the two flags above."""
+    error: str = ""
+
+
+@dataclass
+class IntegrityReport:
+    """Result of the store's own integrity checks on the restored data."""
+
+    ok: bool
+    repaired: bool = False
+    details: list[str] = field(default_factory=list)
+
+
+@dataclass
+class State:
+    """What the oracle reads back from a store."""
+
+    seqs: set[int]
+    bank_total: int | None
+    bank_rows: int
+
+
+class Client(ABC):
+    """A connection to the store as the application user (used inside the VM)."""
+
+    @abstractmethod
+    def append(self, seq: int, writer: int) -> None:
+        """Insert one log row and commit; returns only once the store acknowledged it."""
+
+    @abstractmethod
+    def transfer(self, src: int, dst: int, amount: int) -> None:
+        """Move ``amount`` from account ``src`` to ``dst`` in one transaction and commit."""
+
+    @abstractmethod
+    def probe_write(self, timeout_s: float) -> tuple[str, str]:
+        """Try one write on this fresh connection with a short timeout.
+
+        Returns ``("accepted" | "blocked" | "refused", detail)``: blocked when it did not
+        finish in ``timeout_s`` (it must then be abandoned without side effects), refused when
+        the store said no (read-only, locked).
+        """
+
+    @abstractmethod
+    def read_state(self) -> State:
+        """All log sequence numbers and the bank total."""
+
+    @abstractmethod
+    def close(self) -> None:
+        """Close the connection."""
+
+
+class App(ABC):
+    """A real application server run on the stand-in VM's disks."""
+
+    name: ClassVar[str]
+
+    @abstractmethod
+    def layout(self, disks: int, fs: str) -> list[DiskSpec]:
+        """The VM's disks for this app (1 disk: everything on one; more: data/log split...)."""
+
+    @abstractmethod
+    def provision(self, vm: VmLike) -> None:
+        """Initialise the store on the VM's disks, create the application user and the schema
+        (with the bank rows), and leave the server running and ready."""
+
+    @abstractmethod
+    def start(self, vm: VmLike, deadline_s: float) -> StartReport:
+        """Start the server on existing data (a restore) and wait until it answers."""
+
+    @abstractmethod
+    def stop(self, vm: VmLike) -> None:
+        """Stop the server cleanly (used before the VM ends)."""
+
+    @abstractmethod
+    def integrity(self, vm: VmLike) -> IntegrityReport:
+        """Run the store's integrity checks on the running server."""
+
+    @abstractmethod
+    def versions(self, vm: VmLike) -> dict[str, str]:
+        """Versions of the server and tools, read at runtime."""
+
+    @abstractmethod
+    def client(self, timeout_s: float = 10.0) -> Client:
+        """A new connection as the application user. Called inside the VM."""
