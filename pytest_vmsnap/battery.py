@@ -1,0 +1,211 @@
+"""The zero-code battery: the checks ``pytest --vmsnap`` collects from the user's settings.
+
+Each check runs one or more vmsnap cycles and raises :class:`CheckFailed` with a short,
+readable explanation when its expectation is not met. Cycles that several checks share (the
+main cycle under load feeds the cycle, quiesce and liveness checks) run once per session.
+"""
+
+from __future__ import annotations
+
+import json
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from . import oracle
+from .framework import codes
+from .harness import RunResult, run
+from .report import explain
+from .settings import Settings
+
+
+class CheckFailed(Exception):
+    """A check's expectation was not met; the message is what the user reads."""
+
+
+@dataclass
+class Context:
+    """Shared state of one pytest session's battery."""
+
+    settings: Settings
+    runs: dict[str, RunResult] = field(default_factory=dict)
+
+    def cycle(
+        self,
+        key: str,
+        settings: Settings | None = None,
+        hooks: dict[str, Callable[..., Any]] | None = None,
+    ) -> RunResult:
+        """Run (once) and remember the cycle called ``key``."""
+        if key not in self.runs:
+            self.runs[key] = run(settings or self.settings, hooks=hooks)
+        return self.runs[key]
+
+
+@dataclass(frozen=True)
+class Check:
+    """One collected item: a readable name and the function that checks it."""
+
+    name: str
+    func: Callable[[Context], None]
+    needs_vm: bool = True
+
+
+def _lint(ctx: Context) -> None:
+    from .lint import lint
+    from .stage import stage
+
+    s = ctx.settings
+    assert s.config is not None
+    with tempfile.TemporaryDirectory(prefix="vmsnap-lint-") as root:
+        stage(root, s.config, s.pre, s.post, s.owner)
+        report = lint(root, profile=s.profile)
+    if report.errors:
+        raise CheckFailed(report.format_text())
+
+
+def _main_cycle(ctx: Context) -> None:
+    r = ctx.cycle("main")
+    if r.verdict != oracle.APPLICATION:
+        raise CheckFailed(explain(r.to_dict(), oracle.APPLICATION))
+
+
+def _quiesce(ctx: Context) -> None:
+    r = ctx.cycle("main")
+    ev = r.evidence
+    if ev.quiesce_probe is None:
+        raise CheckFailed("the quiesce probe did not run: " + explain(r.to_dict(), "a probe"))
+    if ctx.settings.quiesce == "lock" and ev.quiesce_probe_ok is False:
+        raise CheckFailed(
+            f"a write on a fresh connection was {ev.quiesce_probe.get('result')} between the "
+            "end of the pre-script and the snapshot, although the scripts claim to hold a lock "
+            f"(vmsnap_quiesce = lock).\n  probe: {ev.quiesce_probe.get('detail')}\n"
+            "    -> Keep the lock in a session that outlives the pre-script (a background "
+            "holder released by the post-script), and return from the pre-script only once "
+            "the lock is held."
+        )
+
+
+def _liveness(ctx: Context) -> None:
+    r = ctx.cycle("main")
+    ev = r.evidence
+    if ev.liveness_ok is not True:
+        last = (ev.liveness or {}).get("last", {})
+        raise CheckFailed(
+            f"after the post-script the application could not write within the bound: "
+            f"{last.get('result')}: {last.get('detail')}\n"
+            "    -> The post-script must undo everything the pre-script did (unlock, "
+            "read_only off, unpause)."
+        )
+
+
+def _with_script(ctx: Context, which: str, body: str, **config_changes: Any) -> Settings:
+    """Settings whose pre- or post-script is replaced by ``body`` (a fault)."""
+    s = ctx.settings
+    assert s.config is not None
+    tmp = Path(tempfile.mkdtemp(prefix="vmsnap-fault-"))
+    script = tmp / f"{which}.sh"
+    script.write_text(body)
+    script.chmod(0o700)
+    data = json.loads(s.config.read_text())
+    data.update(config_changes)
+    config = tmp / "VMSnapshotScriptPluginConfig.json"
+    config.write_text(json.dumps(data))
+    config.chmod(0o600)
+    return s.with_(config=config, **{which: script})
+
+
+def _expect(r: RunResult, status: int, health: int, label: str) -> None:
+    d = r.to_dict()
+    problems = []
+    if d["status"] != status or d["health_code"] != health:
+        problems.append(
+            f"expected status {status} and health code {health} "
+            f"({codes.lookup(health).docs_name or codes.lookup(health).name}), got "
+            f"status {d['status']} and health code {d['health_code']}"
+        )
+    if r.evidence.liveness_ok is False:
+        problems.append("the application was left unable to write after the cycle")
+    if r.error:
+        problems.append(f"harness: {r.error}")
+    if problems:
+        raise CheckFailed(
+            f"{label}: " + "; ".join(problems) + "\n" + explain(d, "the outcome table's row")
+        )
+
+
+def _fault_pre_hangs(ctx: Context) -> None:
+    s = _with_script(
+        ctx,
+        "pre",
+        "sleep 30\n",
+        timeoutInSeconds=2,
+        ScriptsExecutionPollTimeSeconds=1,
+        continueBackupOnFailure=True,
+        fsFreezeEnabled=True,
+    )
+    _expect(ctx.cycle("fault-pre-hangs", s), 1, codes.PRE_TIMEOUT, "pre-script hangs")
+
+
+def _fault_pre_fails(ctx: Context) -> None:
+    s = _with_script(
+        ctx,
+        "pre",
+        "echo 'simulated failure' >&2\nexit 1\n",
+        continueBackupOnFailure=True,
+        fsFreezeEnabled=True,
+    )
+    _expect(ctx.cycle("fault-pre-fails", s), 1, codes.PRE_FAILED, "pre-script fails")
+
+
+def _fault_post_fails(ctx: Context) -> None:
+    s = _with_script(ctx, "post", "exit 3\n", continueBackupOnFailure=True, fsFreezeEnabled=True)
+    _expect(ctx.cycle("fault-post-fails", s), 1, codes.POST_FAILED, "post-script fails")
+
+
+def _fault_post_missing(ctx: Context) -> None:
+    s = _with_script(ctx, "post", "exit 0\n", continueBackupOnFailure=True)
+    s = s.with_(post=None)
+    data = json.loads(s.config.read_text()) if s.config else {}
+    data["postScriptLocation"] = "/etc/azure/vmsnap-missing-post.sh"
+    assert s.config is not None
+    s.config.write_text(json.dumps(data))
+    _expect(ctx.cycle("fault-post-missing", s), 1, codes.POST_NOT_FOUND, "post-script missing")
+
+
+def _fault_snapshot_fails(ctx: Context) -> None:
+    r = ctx.cycle(
+        "fault-snapshot-fails",
+        hooks={
+            "snapshot": lambda: {
+                "code": codes.ERROR,
+                "taken": False,
+                "backend": "injected",
+                "message": "snapshot failure injected after the freeze",
+            }
+        },
+    )
+    _expect(r, codes.ERROR, codes.ERROR, "snapshot fails after freeze")
+    d = r.to_dict()
+    if not d["freeze"].get("frozen") or d["freeze"].get("thaw_code") not in (0, None):
+        raise CheckFailed(
+            "snapshot fails after freeze: the file systems were not frozen and "
+            f"thawed cleanly: {d['freeze']}"
+        )
+
+
+def battery(settings: Settings) -> list[Check]:
+    """The checks for these settings, in the order they run."""
+    return [
+        Check("lint", _lint, needs_vm=False),
+        Check("cycle under load is application-consistent", _main_cycle),
+        Check("quiesce probe", _quiesce),
+        Check("liveness after post-script", _liveness),
+        Check("fault: pre-script hangs past its timeout", _fault_pre_hangs),
+        Check("fault: pre-script fails", _fault_pre_fails),
+        Check("fault: post-script fails", _fault_post_fails),
+        Check("fault: post-script missing", _fault_post_missing),
+        Check("fault: snapshot fails after freeze", _fault_snapshot_fails),
+    ]

@@ -1,0 +1,345 @@
+"""One complete vmsnap cycle: build a stand-in VM, load it, run the framework, restore, judge.
+
+This is what ``vmsnap run`` and every ``pytest --vmsnap`` cycle item call. It builds the VM's
+disks in a reflink pool, installs the user's config and scripts at their real paths, provisions
+the application and starts the recorded workload, runs the framework cycle inside the VM (real
+freeze through the guard, snapshot taken from the host side), probes the application while it
+is supposed to be quiesced and after the post-script, restores the snapshot into a fresh VM,
+starts the application there and hands everything to the oracle. Every resource is released in
+reverse order whatever happens, and no file system is ever left frozen.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from . import oracle
+from .apps import get_app
+from .apps.base import IntegrityReport
+from .framework.cycle import run_cycle
+from .framework.profiles import get as get_profile
+from .framework.runner import FAITHFUL, PROMPT
+from .settings import Settings
+from .stage import stage
+from .workload import load_history
+
+QUIESCE_PROBE_TIMEOUT_S = 1.0
+LIVENESS_BOUND_S = 10.0
+START_DEADLINE_S = 60.0
+
+
+@dataclass
+class RunResult:
+    """Everything about one cycle; :meth:`to_dict` is the ``vmsnap run`` JSON contract."""
+
+    settings: Settings
+    verdict: str = oracle.NOT_TAKEN
+    reasons: list[str] = field(default_factory=list)
+    cycle: dict[str, Any] = field(default_factory=dict)
+    evidence: oracle.Evidence = field(default_factory=oracle.Evidence)
+    timeline: list[dict[str, Any]] = field(default_factory=list)
+    probes: list[dict[str, Any]] = field(default_factory=list)
+    latency: list[tuple[float, float, str]] = field(default_factory=list)
+    versions: dict[str, str] = field(default_factory=dict)
+    timings: dict[str, float] = field(default_factory=dict)
+    error: str = ""
+
+    @property
+    def ok(self) -> bool:
+        return self.verdict == oracle.APPLICATION
+
+    def to_dict(self) -> dict[str, Any]:
+        c = self.cycle
+        s = self.settings
+        return {
+            "verdict": self.verdict,
+            "reasons": self.reasons,
+            "status": c.get("status"),
+            "health_code": c.get("health_code"),
+            "consistency": c.get("consistency", "none"),
+            "message": c.get("message", self.error),
+            "app": s.app,
+            "vm": s.vm,
+            "profile": s.profile,
+            "quiesce": s.quiesce,
+            "disks": s.disks,
+            "fs": s.fs,
+            "scripts": c.get("scripts", {"pre": {"ran": False}, "post": {"ran": False}}),
+            "freeze": c.get("freeze", {"enabled": False, "frozen_s": 0.0, "mounts": []}),
+            "snapshot": c.get(
+                "snapshot", {"backend": s.snapshot, "taken": False, "duration_s": 0.0}
+            ),
+            "oracle": self.evidence.to_dict(),
+            "findings": c.get("findings", [])
+            + (
+                [
+                    {
+                        "code": None,
+                        "name": "HarnessError",
+                        "message": self.error,
+                        "action": "See the message.",
+                    }
+                ]
+                if self.error
+                else []
+            ),
+            "timeline": self.timeline,
+            "probes": self.probes,
+            "latency": [
+                {"t": round(t, 4), "latency_s": round(lat, 5), "op": op}
+                for t, lat, op in self.latency
+            ],
+            "versions": self.versions,
+            "timings": {k: round(v, 3) for k, v in self.timings.items()},
+            "error": self.error,
+        }
+
+
+class _Clock:
+    """Converts monotonic times to seconds from the start of the run."""
+
+    def __init__(self) -> None:
+        self.t0 = time.monotonic()
+
+    def rel(self, t: float) -> float:
+        return round(t - self.t0, 4)
+
+
+def run(settings: Settings, *, hooks: dict[str, Callable[..., Any]] | None = None) -> RunResult:
+    """Run one cycle as ``settings`` describe; never raises for a failed cycle.
+
+    ``hooks`` (for fault injection): ``after_freeze`` is called with the VM while frozen
+    (before the snapshot); ``snapshot`` replaces the snapshot function.
+    """
+    result = RunResult(settings)
+    problems = settings.problems()
+    if problems:
+        result.error = "; ".join(problems)
+        return result
+    try:
+        if settings.vm == "dir" or os.geteuid() != 0:
+            _run_dir(settings, result)
+        else:
+            _run_vm(settings, result, hooks or {})
+    except Exception as err:  # one clear line for the user; the VM was released already
+        result.error = f"{type(err).__name__}: {' '.join(str(err).split())}"
+        if result.verdict == oracle.APPLICATION:
+            result.verdict = oracle.CRASH
+    return result
+
+
+def _run_dir(settings: Settings, result: RunResult) -> None:
+    """Without root: the framework cycle in a directory, no freeze, no database."""
+    with tempfile.TemporaryDirectory(prefix="vmsnap-dir-") as tmp:
+        assert settings.config is not None
+        stage(tmp, settings.config, settings.pre, settings.post, settings.owner)
+        cycle = run_cycle(
+            tmp,
+            profile=get_profile(settings.profile),
+            pacing=FAITHFUL if settings.pacing == "faithful" else PROMPT,
+        )
+    result.cycle = cycle.to_dict()
+    result.timeline = result.cycle["timeline"]
+    result.evidence.notes.append(
+        "no root: directory stand-in, no freeze, no database; the "
+        "verdict is never better than crash-consistent"
+    )
+    verdict = oracle.decide(
+        result.evidence,
+        taken=False,
+        status=cycle.status,
+        why_not_taken="directory stand-in: nothing to restore (needs root "
+        "for loop devices and fsfreeze)",
+    )
+    result.verdict, result.reasons = verdict.verdict, verdict.reasons
+
+
+def _run_vm(settings: Settings, result: RunResult, hooks: dict[str, Callable[..., Any]]) -> None:
+    from .vm import disks as vmdisks
+    from .vm import names, snapshot
+    from .vm.driver import drive_cycle
+    from .vm.host import HostVM
+
+    clock = _Clock()
+    app = get_app(settings.app)
+    tag = names.session_tag()
+    home = names.home()
+    specs = app.layout(settings.disks, settings.fs)
+    backend = snapshot.get_backend(settings.snapshot)
+    with contextlib.ExitStack() as stack:
+        t = time.monotonic()
+        pool = vmdisks.Pool.open(home, tag, fs="btrfs" if settings.snapshot == "btrfs" else "xfs")
+        stack.callback(pool.close)
+        workdir = pool.path / f"{tag}-run"
+        workdir.mkdir(parents=True, exist_ok=True)
+        source_disks = []
+        for spec in specs:
+            disk = vmdisks.create_disk(pool, tag, "source", spec)
+            stack.callback(vmdisks.remove_image, disk)
+            vmdisks.attach(disk)
+            stack.callback(vmdisks.detach, disk)
+            source_disks.append(disk)
+        vm = HostVM("source", source_disks, tag=tag).start()
+        stack.callback(vm.stop)
+        result.timings["vm_build_s"] = time.monotonic() - t
+
+        assert settings.config is not None
+        stage(vm.path("/"), settings.config, settings.pre, settings.post, settings.owner)
+        t = time.monotonic()
+        app.provision(vm)
+        result.timings["provision_s"] = time.monotonic() - t
+        result.versions = app.versions(vm)
+
+        history = workdir / "history.jsonl"
+        stop_file = workdir / "workload.stop"
+        workload = vm.popen(
+            [
+                sys.executable,
+                "-m",
+                "pytest_vmsnap.workload",
+                "--app",
+                settings.app,
+                "--history",
+                str(history),
+                "--stop",
+                str(stop_file),
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=stack.enter_context(open(workdir / "workload.err", "wb")),
+        )
+        stack.callback(_stop_workload, workload, stop_file)
+        time.sleep(max(0.2, settings.workload_seconds / 2))
+
+        probe: dict[str, Any] = {}
+        events: dict[str, float] = {}
+
+        def on_event(name: str, t_event: float) -> None:
+            events[name] = t_event
+            if name == "pre_end":
+                probe.update(
+                    _probe(vm, "write", settings.app, ["--timeout", str(QUIESCE_PROBE_TIMEOUT_S)])
+                )
+                result.probes.append({"probe": "quiesce", "at_s": clock.rel(t_event), **probe})
+            if name == "frozen" and "after_freeze" in hooks:
+                hooks["after_freeze"](vm)
+
+        snaps: list[Any] = []
+
+        def take_snapshot() -> dict[str, Any]:
+            if "snapshot" in hooks:
+                return hooks["snapshot"]()
+            snap = backend.take(source_disks, workdir / "snap", skew_s=settings.skew_s)
+            snaps.append(snap)
+            return {
+                "code": 0,
+                "taken": True,
+                "backend": backend.name,
+                "duration_s": snap.duration_s,
+                "message": f"{len(snap.images)} disk(s)",
+            }
+
+        freeze_opts = {"mounts": [[d.spec.mountpoint, d.spec.fs] for d in source_disks]}
+        if not backend.freeze_compatible:
+            freeze_opts["note"] = "btrfs snapshot: freezing the snapshotted fs would hang"
+        options = {"profile": settings.profile, "pacing": settings.pacing, "freeze": freeze_opts}
+        t = time.monotonic()
+        driven = drive_cycle(vm, snapshot=take_snapshot, options=options, on_event=on_event)
+        result.timings["framework_cycle_s"] = time.monotonic() - t
+        result.cycle = driven.cycle
+        t_cycle0 = driven.events[0][1] if driven.events else clock.t0
+        result.timeline = [
+            {
+                "phase": p["phase"],
+                "start_s": clock.rel(t_cycle0 + p["start_s"]),
+                "end_s": clock.rel(t_cycle0 + p["end_s"]),
+            }
+            for p in driven.cycle["timeline"]
+        ]
+
+        live = _probe(vm, "live", settings.app, ["--bound", str(LIVENESS_BOUND_S)])
+        result.probes.append({"probe": "liveness", "at_s": clock.rel(time.monotonic()), **live})
+        oracle.judge_probes(result.evidence, settings.quiesce, probe or None, live)
+        time.sleep(0.1)
+        _stop_workload(workload, stop_file)
+        acks = load_history(history) if history.exists() else []
+        result.latency = [
+            (clock.rel(a.t0), a.t1 - a.t0, a.op if not a.error else "error")
+            for a in acks
+            if a.op in ("append", "transfer")
+        ]
+        vm.stop()
+
+        taken = bool(snaps) and driven.cycle["snapshot"]["taken"]
+        if not taken:
+            verdict = oracle.decide(
+                result.evidence,
+                taken=False,
+                status=driven.cycle["status"],
+                why_not_taken=f"no snapshot: {driven.cycle['message']}",
+            )
+            result.verdict, result.reasons = verdict.verdict, verdict.reasons
+            return
+
+        t = time.monotonic()
+        restored_disks = snapshot.restore(snaps[0], workdir / "restore")
+        for disk in restored_disks:
+            stack.callback(vmdisks.remove_image, disk)
+            vmdisks.attach(disk)
+            stack.callback(vmdisks.detach, disk)
+        vm2 = HostVM("restored", restored_disks, tag=tag).start()
+        stack.callback(vm2.stop)
+        start = app.start(vm2, START_DEADLINE_S)
+        result.timings["restore_start_s"] = time.monotonic() - t
+        integrity: IntegrityReport | None = None
+        state: dict[str, Any] | None = None
+        if start.started:
+            integrity = app.integrity(vm2)
+            state = _probe(vm2, "state", settings.app, [])
+        oracle.check_restore(
+            result.evidence,
+            start,
+            integrity,
+            state,
+            acks,
+            events.get("pre_end"),
+            events.get("thawed"),
+        )
+        with contextlib.suppress(Exception):
+            app.stop(vm2)
+        verdict = oracle.decide(result.evidence, taken=True, status=driven.cycle["status"])
+        result.verdict, result.reasons = verdict.verdict, verdict.reasons
+
+
+def _probe(vm: Any, cmd: str, app: str, extra: list[str]) -> dict[str, Any]:
+    done = vm.run(
+        [sys.executable, "-m", "pytest_vmsnap.probe", cmd, "--app", app, *extra],
+        check=False,
+        timeout=120,
+    )
+    try:
+        return json.loads(done.stdout.decode().strip().splitlines()[-1])
+    except (ValueError, IndexError):
+        err = done.stderr.decode(errors="replace").strip().splitlines()[-1:]
+        return {"result": "error", "error": err[0] if err else f"exit {done.returncode}"}
+
+
+def _stop_workload(proc: Any, stop_file: Path) -> None:
+    if proc.poll() is not None:
+        return
+    stop_file.touch()
+    try:
+        proc.wait(timeout=40)
+    except Exception:
+        proc.kill()
+        with contextlib.suppress(Exception):
+            proc.wait(timeout=10)

@@ -1,0 +1,81 @@
+"""Reports of cycles: JSON per cycle, one-line terminal summaries, readable failure texts."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+from .framework import codes
+
+
+def summary_line(name: str, run: dict[str, Any]) -> str:
+    """One line per cycle: verdict, status, health code, frozen window, scripts."""
+    pre = run.get("scripts", {}).get("pre", {})
+    post = run.get("scripts", {}).get("post", {})
+    freeze = run.get("freeze", {})
+
+    def script(label: str, s: dict[str, Any]) -> str:
+        if not s.get("ran"):
+            return f"{label} -"
+        code = s.get("error_code") or 0
+        return f"{label} {s.get('duration_s', 0):.2f}s x{s.get('attempts', 0)}" + (
+            f" ({code})" if code else ""
+        )
+
+    frozen = freeze.get("frozen_s") or 0.0
+    return (
+        f"{name}: {run.get('verdict', '?')} | status {run.get('status')} "
+        f"health {run.get('health_code')} | frozen {frozen * 1000:.0f} ms | "
+        f"{script('pre', pre)} | {script('post', post)}"
+    )
+
+
+def explain(run: dict[str, Any], expected: str) -> str:
+    """A few lines saying what happened, with codes, evidence and the recommended action."""
+    lines = [
+        f"expected {expected}, got {run.get('verdict')} (framework status "
+        f"{run.get('status')}, health code {run.get('health_code')})"
+    ]
+    for reason in run.get("reasons", [])[:4]:
+        lines.append(f"  why: {reason}")
+    seen = set()
+    for f in run.get("findings", [])[:4]:
+        key = (f.get("code"), f.get("name"))
+        if key in seen:
+            continue
+        seen.add(key)
+        code = f"{f['code']} " if f.get("code") is not None else ""
+        lines.append(f"  {code}{f.get('name')}: {f.get('message')}")
+        if f.get("action"):
+            lines.append(f"    -> {f['action']}")
+    for which in ("pre", "post"):
+        s = run.get("scripts", {}).get(which, {})
+        tail = (s.get("stderr") or "").strip().splitlines()[-2:]
+        if s.get("ran") and s.get("error_code") and tail:
+            lines.append(f"  {which}-script stderr: " + " / ".join(tail))
+    if run.get("error"):
+        lines.append(f"  harness: {run['error']}")
+    return "\n".join(lines)
+
+
+def code_name(number: int | None) -> str:
+    """``308 Pre-ScriptTimeout`` style label for a code."""
+    if number is None:
+        return "-"
+    c = codes.lookup(number)
+    return f"{number} {c.docs_name or c.name}"
+
+
+def slug(name: str) -> str:
+    """A file-name-safe version of a check or cycle name."""
+    return re.sub(r"[^A-Za-z0-9_.-]+", "-", name).strip("-")[:80] or "cycle"
+
+
+def write_json(report_dir: Path, name: str, run: dict[str, Any]) -> Path:
+    """Write one cycle's JSON (the ``vmsnap run`` contract) into ``report_dir``."""
+    report_dir.mkdir(parents=True, exist_ok=True)
+    path = report_dir / f"{slug(name)}.json"
+    path.write_text(json.dumps(run, indent=2, default=str))
+    return path

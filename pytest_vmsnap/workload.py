@@ -1,0 +1,154 @@
+"""Writers with a recorded history: every acknowledged write, with its time.
+
+Runs inside the stand-in VM as its own process, like the application would:
+``python -m pytest_vmsnap.workload --app APP --history FILE --stop FILE``. Two writers run
+until the stop file appears: one appends numbered rows to the log table, one moves money
+between bank accounts in multi-row transactions. Each acknowledged write becomes one JSON line
+in the history file (on the host, never on the VM's disks): ``{"op", "seq", "t0", "t1"}`` with
+monotonic times, so the oracle can tell which writes were acknowledged before the pre-script
+returned. Failed writes (timeouts, refusals) are recorded too, with ``"error"``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import random
+import sys
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO
+
+from .apps import get_app
+from .apps.base import BANK_ACCOUNTS
+
+
+class History:
+    """Thread-safe JSON-lines writer."""
+
+    def __init__(self, out: IO[str]) -> None:
+        self.out = out
+        self.lock = threading.Lock()
+
+    def record(self, **fields: object) -> None:
+        line = json.dumps(fields)
+        with self.lock:
+            self.out.write(line + "\n")
+            self.out.flush()
+
+
+def _writer(
+    app: str,
+    kind: str,
+    writer: int,
+    history: History,
+    stop: threading.Event,
+    pause_s: float,
+    op_timeout_s: float,
+) -> None:
+    client = None
+    seq = writer * 10_000_000  # disjoint sequence ranges per writer
+    rng = random.Random(writer)
+    while not stop.is_set():
+        try:
+            if client is None:
+                client = get_app(app).client(op_timeout_s)
+            t0 = time.monotonic()
+            if kind == "append":
+                seq += 1
+                client.append(seq, writer)
+                history.record(op="append", seq=seq, t0=t0, t1=time.monotonic())
+            else:
+                src, dst = rng.sample(range(1, BANK_ACCOUNTS + 1), 2)
+                client.transfer(src, dst, rng.randint(1, 100))
+                history.record(op="transfer", t0=t0, t1=time.monotonic())
+        except Exception as err:  # a failed write is data, not a crash
+            history.record(
+                op=kind,
+                seq=seq if kind == "append" else None,
+                t0=t0,
+                t1=time.monotonic(),
+                error=" ".join(str(err).split())[:200],
+            )
+            if client is not None:
+                with contextlib.suppress(Exception):
+                    client.close()
+                client = None
+            stop.wait(0.05)
+        if pause_s:
+            stop.wait(pause_s)
+    if client is not None:
+        with contextlib.suppress(Exception):
+            client.close()
+
+
+def run(
+    app: str,
+    history_path: Path,
+    stop_path: Path,
+    pause_s: float = 0.002,
+    op_timeout_s: float = 30.0,
+) -> None:
+    """Write until ``stop_path`` exists."""
+    stop = threading.Event()
+    with history_path.open("a") as out:
+        history = History(out)
+        history.record(op="start", t0=time.monotonic(), t1=time.monotonic())
+        threads = [
+            threading.Thread(
+                target=_writer,
+                args=(app, kind, i + 1, history, stop, pause_s, op_timeout_s),
+                daemon=True,
+            )
+            for i, kind in enumerate(("append", "transfer"))
+        ]
+        for t in threads:
+            t.start()
+        while not stop_path.exists():
+            time.sleep(0.02)
+        stop.set()
+        for t in threads:
+            t.join(timeout=op_timeout_s + 5)
+        history.record(op="stop", t0=time.monotonic(), t1=time.monotonic())
+
+
+@dataclass
+class Ack:
+    """One line of the history."""
+
+    op: str
+    seq: int | None
+    t0: float
+    t1: float
+    error: str | None = None
+
+
+def load_history(path: Path) -> list[Ack]:
+    """Read a history file written by :func:`run` (a torn last line is ignored)."""
+    acks = []
+    for line in path.read_text().splitlines():
+        try:
+            d = json.loads(line)
+        except ValueError:
+            continue
+        acks.append(Ack(d["op"], d.get("seq"), d["t0"], d["t1"], d.get("error")))
+    return acks
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m pytest_vmsnap.workload")
+    parser.add_argument("--app", required=True)
+    parser.add_argument("--history", type=Path, required=True)
+    parser.add_argument("--stop", type=Path, required=True)
+    parser.add_argument("--pause", type=float, default=0.002)
+    parser.add_argument("--op-timeout", type=float, default=30.0)
+    args = parser.parse_args(argv)
+    run(args.app, args.history, args.stop, args.pause, args.op_timeout)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
