@@ -12,8 +12,10 @@ reverse order whatever happens, and no file system is ever left frozen.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -172,20 +174,28 @@ def _run_vm(settings: Settings, result: RunResult, hooks: dict[str, Callable[...
 
     clock = _Clock()
     app = get_app(settings.app)
-    tag = names.session_tag()
-    home = names.home()
+    tag = names.new_tag()
     specs = app.layout(settings.disks, settings.fs)
-    backend = snapshot.get_backend(settings.snapshot)
     with contextlib.ExitStack() as stack:
         t = time.monotonic()
-        pool = vmdisks.Pool.open(home, tag, fs="btrfs" if settings.snapshot == "btrfs" else "xfs")
+        pool_fs = "btrfs" if settings.snapshot == "btrfs" else "xfs"
+        pool = vmdisks.Pool.open(names.vmsnap_home(), tag, fs=pool_fs)
         stack.callback(pool.close)
+        backend = snapshot.select_backend(settings.snapshot, pool.path)
         workdir = pool.path / f"{tag}-run"
-        workdir.mkdir(parents=True, exist_ok=True)
+        workdir.mkdir()
+        stack.callback(shutil.rmtree, workdir, True)
+        disk_dir = pool
+        if settings.snapshot == "btrfs":
+            # The btrfs backend snapshots one subvolume holding all of the VM's images.
+            subvol = pool.path / f"{tag}-source"
+            snapshot.create_subvolume(subvol)
+            stack.callback(snapshot.delete_subvolume, subvol)
+            disk_dir = dataclasses.replace(pool, path=subvol)
         source_disks = []
         for spec in specs:
-            disk = vmdisks.create_disk(pool, tag, "source", spec)
-            stack.callback(vmdisks.remove_image, disk)
+            disk = vmdisks.create_disk(disk_dir, tag, "source", spec)
+            stack.callback(_remove_image, disk)
             vmdisks.attach(disk)
             stack.callback(vmdisks.detach, disk)
             source_disks.append(disk)
@@ -240,6 +250,7 @@ def _run_vm(settings: Settings, result: RunResult, hooks: dict[str, Callable[...
                 return hooks["snapshot"]()
             snap = backend.take(source_disks, workdir / "snap", skew_s=settings.skew_s)
             snaps.append(snap)
+            stack.callback(snapshot.delete, snap)
             return {
                 "code": 0,
                 "taken": True,
@@ -292,8 +303,8 @@ def _run_vm(settings: Settings, result: RunResult, hooks: dict[str, Callable[...
 
         t = time.monotonic()
         restored_disks = snapshot.restore(snaps[0], workdir / "restore")
+        stack.callback(snapshot.delete_restored, restored_disks)
         for disk in restored_disks:
-            stack.callback(vmdisks.remove_image, disk)
             vmdisks.attach(disk)
             stack.callback(vmdisks.detach, disk)
         vm2 = HostVM("restored", restored_disks, tag=tag).start()
@@ -318,6 +329,14 @@ def _run_vm(settings: Settings, result: RunResult, hooks: dict[str, Callable[...
             app.stop(vm2)
         verdict = oracle.decide(result.evidence, taken=True, status=driven.cycle["status"])
         result.verdict, result.reasons = verdict.verdict, verdict.reasons
+
+
+def _remove_image(disk: Any) -> None:
+    """Delete a disk image the pool holds (registered by :func:`disks.create_disk`)."""
+    from .vm import disks as vmdisks
+
+    mine = [r for r in vmdisks.registered() if r.path == str(disk.image)]
+    vmdisks.REGISTRY.release(mine)
 
 
 def _probe(vm: Any, cmd: str, app: str, extra: list[str]) -> dict[str, Any]:

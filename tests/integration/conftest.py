@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from pytest_vmsnap.vm import names
 from pytest_vmsnap.vm.host import HostVM
 from pytest_vmsnap.vm.model import Disk, DiskSpec
 from pytest_vmsnap.vm.vminit import thaw
@@ -37,8 +38,18 @@ def root_required() -> None:
         pytest.skip("losetup is not installed")
 
 
+@pytest.fixture(scope="session")
+def session_tag() -> str:
+    """This test session's resource tag, claimed so `vmsnap cleanup` leaves it alone."""
+    tag = names.new_tag()
+    names.claim(names.vmsnap_home(), tag)
+    return tag
+
+
 @pytest.fixture
-def simple_vm(tmp_path: Path, root_required: None) -> Iterator[Callable[..., HostVM]]:
+def simple_vm(
+    tmp_path: Path, root_required: None, session_tag: str
+) -> Iterator[Callable[..., HostVM]]:
     """Factory: ``simple_vm([DiskSpec(...)])`` -> a started HostVM on fresh loop disks.
 
     Images live in ``tmp_path`` (plain copies, no reflink pool); everything is released after
@@ -50,7 +61,7 @@ def simple_vm(tmp_path: Path, root_required: None) -> Iterator[Callable[..., Hos
     def make(specs: list[DiskSpec], name: str = "vm") -> HostVM:
         disks = []
         for spec in specs:
-            image = tmp_path / f"vmsnap-test-{uuid.uuid4().hex[:6]}-{spec.name}.img"
+            image = tmp_path / f"{session_tag}-{uuid.uuid4().hex[:6]}-{spec.name}.img"
             subprocess.run(["truncate", "-s", f"{spec.size_mb}M", str(image)], check=True)
             subprocess.run([*MKFS[spec.fs], str(image)], check=True, capture_output=True)
             dev = subprocess.run(
@@ -61,7 +72,7 @@ def simple_vm(tmp_path: Path, root_required: None) -> Iterator[Callable[..., Hos
             ).stdout.strip()
             loops.append(dev)
             disks.append(Disk(spec, image, loopdev=dev))
-        vm = HostVM(name, disks, tag="vmsnap-test").start()
+        vm = HostVM(name, disks, tag=session_tag).start()
         vms.append(vm)
         return vm
 
