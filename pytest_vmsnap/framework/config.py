@@ -126,7 +126,7 @@ class PluginConfig:
             return None  # 'Running prescript for ' + pluginName raises in the thread
         try:
             return ["sh", str(location), *[str(p) for p in params]]
-        except TypeError:
+        except (TypeError, RecursionError):
             return None
 
     def retries(self, which: str) -> Any:
@@ -150,15 +150,21 @@ def parse_plugin_json(
 
     305 for what the extension catches (invalid JSON, undecodable bytes, a missing location
     key, a non-numeric poll value); 304 for what escapes to the plugin host (a wrong type that
-    raises TypeError, a top level that is not an object). Keys read before the failing one
-    keep their values, as in the extension.
+    raises TypeError, a top level that is not an object, nesting too deep for ``json``, a
+    timeout too large for ``timeout / poll``). Keys read before the failing one keep their
+    values, as in the extension. Never raises.
     """
     cfg = PluginConfig(timeout_s=default_timeout_s)
     try:
-        text = data.decode("utf-8") if isinstance(data, bytes) else data
+        text = data.decode("utf-8") if isinstance(data, bytes | bytearray) else data
         raw = json.loads(text)
     except ValueError as err:  # includes UnicodeDecodeError and JSONDecodeError
         return ConfigParse(cfg, codes.CONFIG_PARSING, f"not valid JSON: {_one_line(err)}")
+    except RecursionError:
+        # Not a ValueError: it escapes ScriptRunner.get_config and the plugin host logs 304.
+        return ConfigParse(
+            cfg, codes.HOST_PARSING, "the JSON is nested too deeply for Python's json module"
+        )
     cfg.raw = raw
     if not isinstance(raw, dict):
         return ConfigParse(
@@ -170,7 +176,7 @@ def parse_plugin_json(
         return ConfigParse(
             cfg,
             codes.HOST_PARSING,
-            f"{key} is a JSON {_json_type(value)} ({value!r}): the extension "
+            f"{key} is a JSON {_json_type(value)} ({_short_repr(value)}): the extension "
             "raises TypeError on it",
         )
 
@@ -215,9 +221,23 @@ def parse_plugin_json(
         except (TypeError, OverflowError):
             return fail_type("ScriptsExecutionPollTimeSeconds", value)
         except ValueError:
-            return fail_caught(f"ScriptsExecutionPollTimeSeconds {value!r} is not an integer")
+            return fail_caught(
+                f"ScriptsExecutionPollTimeSeconds {_short_repr(value)} is not an integer"
+            )
         if 1 <= poll <= 5:
             cfg.poll_s = poll
+    try:
+        # The extension computes pollTotalCount = timeout / poll while loading the config; an
+        # integer timeout beyond float range (only a huge negative one survives the min)
+        # raises OverflowError there, which nothing catches before the plugin host.
+        cfg.timeout_s / cfg.poll_s
+    except OverflowError:
+        return ConfigParse(
+            cfg,
+            codes.HOST_PARSING,
+            "timeoutInSeconds / ScriptsExecutionPollTimeSeconds overflows a float: "
+            "the extension raises OverflowError on it",
+        )
     return ConfigParse(cfg, 0)
 
 
@@ -226,15 +246,18 @@ def timeout_budget(timeout_s: float, poll_s: int) -> tuple[int, float]:
 
     The extension sleeps P and re-checks while ``sleeps < T/P``; so it gives up after
     ``ceil(T/P)`` sleeps, i.e. at ``ceil(T/P)*P`` seconds. T <= 0 times out at the first
-    check; NaN never times out (every comparison with NaN is false).
+    check; NaN and +inf never time out (``sleeps >= T/P`` is never true); (-1, inf) says so.
     """
-    ratio = timeout_s / poll_s
-    if math.isnan(ratio):
+    try:
+        ratio = timeout_s / poll_s
+    except OverflowError:  # an int beyond float range: only its sign matters
+        ratio = math.inf if timeout_s > 0 else -math.inf
+    if math.isnan(ratio) or ratio == math.inf:
         return (-1, math.inf)
     if ratio <= 0:
         return (0, 0.0)
     sleeps = math.ceil(ratio)
-    return (sleeps, float(sleeps * poll_s))
+    return (sleeps, float(sleeps) * poll_s)  # float product: no OverflowError near 1e308
 
 
 def host_watchdog_s(poll_s: int) -> float:
@@ -285,11 +308,17 @@ def parse_vmbackup_conf(text: str) -> VmBackupConf:
         except (configparser.Error, ValueError):
             return default
 
-    skip = parser.get("SnapshotThread", "MountsToSkip", fallback="")
+    try:
+        skip = parser.get("SnapshotThread", "MountsToSkip")
+    except configparser.Error:  # absent, or e.g. a bare '%': the extension falls back to ''
+        skip = ""
+    # fsfreezer.freeze_safe does ``value.split(',')`` and tests ``mount_point not in list``:
+    # entries are not stripped, so '/a, /b' skips '/a' but not '/b'. Empty entries match
+    # no mount point and are dropped.
     return VmBackupConf(
         freeze_timeout_s=as_int("timeout", 60),
         safefreeze_wait_s=as_int("SafeFreezeWaitInSeconds", 66),
-        mounts_to_skip=tuple(m.strip() for m in skip.split(",") if m.strip()),
+        mounts_to_skip=tuple(m for m in skip.split(",") if m),
     )
 
 
@@ -315,6 +344,14 @@ def _json_type(value: Any) -> str:
     if isinstance(value, list):
         return "array"
     return "object"
+
+
+def _short_repr(value: Any, limit: int = 80) -> str:
+    try:
+        text = repr(value)
+    except RecursionError:
+        return f"<a deeply nested JSON {_json_type(value)}>"
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def _one_line(err: BaseException) -> str:
