@@ -31,6 +31,8 @@ class Context:
 
     settings: Settings
     runs: dict[str, RunResult] = field(default_factory=dict)
+    used: list[str] = field(default_factory=list)
+    """Keys of the cycles the current check ran or looked at."""
 
     def cycle(
         self,
@@ -41,6 +43,7 @@ class Context:
         """Run (once) and remember the cycle called ``key``."""
         if key not in self.runs:
             self.runs[key] = run(settings or self.settings, hooks=hooks)
+        self.used.append(key)
         return self.runs[key]
 
 
@@ -99,6 +102,10 @@ def _liveness(ctx: Context) -> None:
             "    -> The post-script must undo everything the pre-script did (unlock, "
             "read_only off, unpause)."
         )
+
+
+def _quote(path: Path | None) -> str:
+    return "'" + str(path).replace("'", "'\\''") + "'"
 
 
 def _with_script(ctx: Context, which: str, body: str, **config_changes: Any) -> Settings:

@@ -93,7 +93,15 @@ class VmsnapItem(pytest.Item):
         self.context = context
 
     def runtest(self) -> None:
-        self.check.func(self.context)
+        self.context.used.clear()
+        try:
+            self.check.func(self.context)
+        finally:
+            # JUnit XML carries the verdict and codes of the cycles this check ran or used.
+            for key in dict.fromkeys(self.context.used):
+                d = self.context.runs[key].to_dict()
+                for field in ("verdict", "status", "health_code", "consistency"):
+                    self.user_properties.append((f"vmsnap.{key}.{field}", d[field]))
 
     def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None) -> str:
         from .battery import CheckFailed
@@ -130,14 +138,6 @@ class VmsnapSession:
                     session, name=f"vmsnap: {check.name}", check=check, context=self.context
                 )
             )
-
-    def pytest_runtest_makereport(self, item: pytest.Item, call: pytest.CallInfo[None]) -> None:
-        if call.when == "call" and isinstance(item, VmsnapItem) and self.context:
-            for key, run in self.context.runs.items():
-                d = run.to_dict()
-                item.user_properties.append((f"{key}.verdict", d["verdict"]))
-                item.user_properties.append((f"{key}.status", d["status"]))
-                item.user_properties.append((f"{key}.health_code", d["health_code"]))
 
     def pytest_terminal_summary(self, terminalreporter: Any) -> None:
         if not self.context or not self.context.runs:
