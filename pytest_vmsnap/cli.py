@@ -73,9 +73,166 @@ def _cmd_lint(args: argparse.Namespace) -> int:
     return EXIT_OK if report.ok else EXIT_FINDINGS
 
 
-# Subcommands, in help order. `run` and `cleanup` join here when they are implemented.
+_RUN_EPILOG = """\
+exit codes:
+  0  the verdict is application-consistent
+  1  any other verdict (crash-consistent, inconsistent, unrecoverable, not-taken)
+  2  usage error
+"""
+
+
+def _add_run(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    from .settings import APPS, QUIESCE_KINDS, SNAPSHOT_BACKENDS
+
+    parser = subparsers.add_parser(
+        "run",
+        help="run one full cycle in a stand-in VM and judge the restored copy",
+        description=(
+            "Build a stand-in VM, install the config (as /etc/azure/"
+            "VMSnapshotScriptPluginConfig.json) and the scripts (at the config's locations), "
+            "run the application under a recorded write load, run the framework cycle as the "
+            "extension does (real freeze, real snapshot), restore into a fresh VM and judge."
+        ),
+        epilog=_RUN_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--config", required=True, type=Path, metavar="PATH")
+    parser.add_argument(
+        "--pre",
+        type=Path,
+        metavar="PATH",
+        help="local pre-script (default: the config's location on this machine)",
+    )
+    parser.add_argument(
+        "--post",
+        type=Path,
+        metavar="PATH",
+        help="local post-script (default: the config's location here)",
+    )
+    parser.add_argument("--app", required=True, choices=APPS)
+    parser.add_argument("--vm", choices=("host", "container"), default="host")
+    parser.add_argument("--disks", type=int, default=1, metavar="N")
+    parser.add_argument("--fs", choices=("ext4", "xfs", "btrfs"), default="ext4")
+    parser.add_argument("--snapshot", choices=SNAPSHOT_BACKENDS, default="reflink")
+    parser.add_argument("--profile", choices=sorted(PROFILES), default="extension")
+    parser.add_argument(
+        "--quiesce",
+        choices=QUIESCE_KINDS,
+        default="none",
+        help="lock: the scripts claim writes are blocked while quiesced",
+    )
+    parser.add_argument(
+        "--pacing",
+        choices=("faithful", "prompt"),
+        default="faithful",
+        help="faithful: the extension's poll waits; prompt: notice exits at once",
+    )
+    parser.add_argument(
+        "--skew",
+        type=float,
+        default=0.0,
+        metavar="S",
+        help="seconds between the snapshots of consecutive disks",
+    )
+    parser.add_argument("--owner", metavar="USER", help="owner of the installed files")
+    parser.add_argument("--workload-seconds", type=float, default=1.0, metavar="S")
+    parser.add_argument("--json", type=Path, metavar="FILE", help="write the result as JSON")
+    parser.add_argument("--report", type=Path, metavar="DIR", help="write JSON and HTML here")
+    parser.set_defaults(func=_cmd_run)
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    from .harness import run
+    from .report import summary_line, write_json
+    from .settings import Settings
+    from .stage import read_locations
+
+    if not args.config.is_file():
+        return _usage_error(f"run: --config {args.config}: no such file")
+    pre, post = args.pre, args.post
+    host_pre, host_post = read_locations(args.config)
+    # Without --pre/--post the config's locations are read as paths on this machine.
+    if pre is None and host_pre and Path(host_pre).is_file():
+        pre = Path(host_pre)
+    if post is None and host_post and Path(host_post).is_file():
+        post = Path(host_post)
+    settings = Settings(
+        config=args.config,
+        pre=pre,
+        post=post,
+        app=args.app,
+        vm=args.vm,
+        disks=args.disks,
+        fs=args.fs,
+        snapshot=args.snapshot,
+        profile=args.profile,
+        quiesce=args.quiesce,
+        pacing=args.pacing,
+        skew_s=args.skew,
+        owner=args.owner,
+        workload_seconds=args.workload_seconds,
+        report_dir=args.report,
+    )
+    problems = settings.problems()
+    if problems:
+        return _usage_error("run: " + "; ".join(problems))
+    result = run(settings).to_dict()
+    print(summary_line("cycle", result))
+    for reason in result["reasons"]:
+        print(f"  {reason}")
+    if result["error"]:
+        print(f"  harness: {result['error']}")
+    if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps(result, indent=2, default=str))
+    if args.report:
+        write_json(args.report, "cycle", result)
+        from .html_report import write_html
+
+        print(f"report: {write_html(args.report, {'cycle': result})}")
+    return EXIT_OK if result["verdict"] == "application-consistent" else EXIT_FINDINGS
+
+
+def _add_cleanup(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    parser = subparsers.add_parser(
+        "cleanup",
+        help="release loop devices, mounts and images left by crashed runs (found by tag)",
+    )
+    parser.add_argument("--home", type=Path, help="state directory (default $VMSNAP_HOME)")
+    parser.add_argument(
+        "--include-live",
+        action="store_true",
+        help="also release resources of runs whose owner is still alive",
+    )
+    parser.add_argument("--dry-run", action="store_true", help="only list what would go")
+    parser.set_defaults(func=_cmd_cleanup)
+
+
+def _cmd_cleanup(args: argparse.Namespace) -> int:
+    from .vm import cleanup
+
+    found = cleanup.find_leftovers(args.home, include_live=args.include_live)
+    items = [*found.mounts, *found.loops, *found.files]
+    if not items:
+        print("cleanup: nothing of ours is left")
+        return EXIT_OK
+    if args.dry_run:
+        for item in items:
+            print(f"would release {item}")
+        return EXIT_OK
+    report = cleanup.release(found)
+    for action in report.actions:
+        print(action)
+    for error in report.errors:
+        print(f"error: {error}", file=sys.stderr)
+    return EXIT_OK if report.ok else EXIT_FINDINGS
+
+
+# Subcommands, in help order.
 _COMMANDS: tuple[Callable[[argparse._SubParsersAction[argparse.ArgumentParser]], None], ...] = (
     _add_lint,
+    _add_run,
+    _add_cleanup,
 )
 
 
