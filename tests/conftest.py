@@ -1,0 +1,57 @@
+"""Suite-wide guard: after the whole session, nothing of ours may be left on the machine.
+
+Runs once, in the process that owns the session (the xdist controller when ``-n`` is used),
+after every test has finished: no loop device backed by a tagged image, no tagged mount, no
+stand-in VM init, freeze guard or in-VM agent process. A leak fails the run.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+MARKERS = ("pytest_vmsnap.vm.vminit", "pytest_vmsnap.vm.freeze_guard", "pytest_vmsnap.vm.agent",
+           "pytest_vmsnap.workload")
+
+
+def leaked_processes() -> list[str]:
+    """Our helper processes still alive (by their module name on the command line)."""
+    found = []
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit() or int(proc.name) == os.getpid():
+            continue
+        try:
+            cmdline = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            continue
+        if any(m in cmdline for m in MARKERS):
+            found.append(f"pid {proc.name}: {cmdline[:120]}")
+    return found
+
+
+def leaks() -> list[str]:
+    """Everything of ours still on the machine."""
+    from pytest_vmsnap.vm import cleanup
+
+    left = cleanup.find_leftovers(include_live=True)
+    out = [f"loop device {lo}" for lo in left.loops]
+    out += [f"mount {m}" for m in left.mounts]
+    out += leaked_processes()
+    return out
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    if hasattr(session.config, "workerinput") or os.geteuid() != 0:
+        return  # an xdist worker: the controller checks once all workers are done
+    if session.config.getoption("collectonly"):
+        return
+    found = leaks()
+    if found:
+        reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+        if reporter is not None:
+            reporter.section("vmsnap leak check", sep="!", red=True)
+            for line in found:
+                reporter.write_line(f"left behind: {line}")
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
