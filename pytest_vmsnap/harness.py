@@ -16,11 +16,13 @@ import dataclasses
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -129,15 +131,38 @@ def run(settings: Settings, *, hooks: dict[str, Callable[..., Any]] | None = Non
         result.error = "; ".join(problems)
         return result
     try:
-        if settings.vm == "dir" or os.geteuid() != 0:
-            _run_dir(settings, result)
-        else:
-            _run_vm(settings, result, hooks or {})
+        with _sigterm_unwinds():
+            if settings.vm == "dir" or os.geteuid() != 0:
+                _run_dir(settings, result)
+            else:
+                _run_vm(settings, result, hooks or {})
     except Exception as err:  # one clear line for the user; the VM was released already
         result.error = f"{type(err).__name__}: {' '.join(str(err).split())}"
         if result.verdict == oracle.APPLICATION:
             result.verdict = oracle.CRASH
     return result
+
+
+class Terminated(BaseException):
+    """SIGTERM arrived during a cycle: unwind (releasing every resource), then re-raise."""
+
+
+@contextlib.contextmanager
+def _sigterm_unwinds() -> Iterator[None]:
+    """Turn SIGTERM into an exception while a cycle runs, so ``finally`` blocks release the
+    VM, its mounts and loop devices instead of the process dying with them in place."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def on_term(signum: int, frame: object) -> None:
+        raise Terminated()
+
+    previous = signal.signal(signal.SIGTERM, on_term)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def _run_dir(settings: Settings, result: RunResult) -> None:
