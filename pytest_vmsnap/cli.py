@@ -262,8 +262,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return int(handler(args))
     except KeyboardInterrupt:
-        print("vmsnap: interrupted", file=sys.stderr)
+        print("vmsnap: interrupted; what the run had made was released", file=sys.stderr)
         return 130
+    except BaseException as exc:
+        if type(exc).__name__ != "Terminated":
+            raise
+        print("vmsnap: terminated; what the run had made was released", file=sys.stderr)
+        return 143
 
 
 def _usage_error(message: str) -> int:
