@@ -9,9 +9,9 @@ PACKAGES=(
   util-linux mount e2fsprogs xfsprogs btrfs-progs iproute2 procps psmisc coreutils dash
   sqlite3 postgresql-15 postgresql-client-15 mariadb-server mariadb-client
   redis-server redis-tools python3-venv
+  chromium fonts-dejavu-core
+  docker.io iptables debootstrap
 )
-if [[ "${VMSNAP_WITH_BROWSER:-0}" == 1 ]]; then PACKAGES+=(chromium fonts-dejavu-core); fi
-if [[ "${VMSNAP_WITH_DOCKER:-0}" == 1 ]]; then PACKAGES+=(docker.io iptables debootstrap); fi
 
 if [[ $(id -u) -ne 0 ]]; then
   echo "install-deps: not root; skipping Debian packages (lint and unit tests still work)" >&2
