@@ -1,7 +1,8 @@
 """SQLite in WAL mode at ``/var/lib/app/app.db`` (the embedded default).
 
-With two disks the WAL sits on the second one (``/var/lib/app-wal``): ``app.db-wal`` is a
-symlink there, created while no connection is open, so SQLite opens its WAL through it.
+SQLite always keeps ``app.db-wal`` and ``app.db-shm`` beside the database and refuses a WAL
+that is a symlink ("unable to open database file"), so the database and its WAL cannot be
+split over two disks. Extra disks of a SQLite VM are mounted at ``/srv/diskN`` and stay empty.
 """
 
 from __future__ import annotations
@@ -25,7 +26,6 @@ from .base import (
 )
 
 DB = "/var/lib/app/app.db"
-WAL_DIR = "/var/lib/app-wal"
 
 SCHEMA = f"""
 PRAGMA journal_mode=WAL;
@@ -96,15 +96,12 @@ class SqliteApp(App):
 
     def layout(self, disks: int, fs: str) -> list[DiskSpec]:
         specs = [DiskSpec("data", "/var/lib/app", 512, fs)]  # type: ignore[arg-type]
-        if disks >= 2:
-            specs.append(DiskSpec("wal", WAL_DIR, 512, fs))  # type: ignore[arg-type]
-        for i in range(3, disks + 1):
+        for i in range(2, disks + 1):
             specs.append(DiskSpec(f"disk{i}", f"/srv/disk{i}", 512, fs))  # type: ignore[arg-type]
         return specs
 
     def provision(self, vm: VmLike) -> None:
-        split = vm.path(WAL_DIR).is_dir()
-        _tool(vm, "provision", "split" if split else "single")
+        _tool(vm, "provision")
 
     def start(self, vm: VmLike, deadline_s: float) -> StartReport:
         began = time.monotonic()
@@ -154,9 +151,6 @@ def main(argv: list[str]) -> int:
         db = sqlite3.connect(DB, isolation_level=None)
         db.executescript(SCHEMA)
         db.close()
-        if argv[1:] == ["split"]:
-            os.symlink(f"{WAL_DIR}/app.db-wal", DB + "-wal")
-            os.chown(WAL_DIR, entry.pw_uid, entry.pw_gid)
         for path in ("/var/lib/app", DB):
             os.chown(path, entry.pw_uid, entry.pw_gid)
         return 0

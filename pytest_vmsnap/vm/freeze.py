@@ -255,13 +255,16 @@ class GuardFreezer:
             "--",
             *self.mounts,
         ]
-        # Same process group on purpose: a Ctrl-C reaches the guard too, and SIGINT means thaw.
+        # Its own session: a SIGKILL aimed at the harness's process group must not take the
+        # guard down while it holds a freeze (it thaws on its parent's death instead; a Ctrl-C
+        # makes the parent unwind and ask for the thaw).
         self._proc = subprocess.Popen(
             argv,
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             env=_guard_env(),
+            start_new_session=True,
         )
         assert self._proc.stdout is not None
         self._reader = threading.Thread(

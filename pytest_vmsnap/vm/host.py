@@ -79,8 +79,11 @@ class HostVM:
             json.dumps(spec),
             f"vmsnap-vm={self.tag}:{self.name}",
         ]
+        # Its own session: killing the harness's process group must not SIGKILL the VM's init
+        # (it could not thaw first); it ends, thawing, when its stdin closes.
         self._proc = subprocess.Popen(
             argv,
+            start_new_session=True,
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,

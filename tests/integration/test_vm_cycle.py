@@ -1,0 +1,190 @@
+"""Full cycles with the real freeze guard and real snapshots, across backends and filesystems.
+
+Each case runs the framework engine inside a host stand-in VM on loop disks, freezes through the
+guard, snapshots from the host side, restores into a fresh VM and lets the oracle judge an
+SQLite database that was written to throughout. Prompt pacing keeps each case to seconds.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from pytest_vmsnap import oracle
+from pytest_vmsnap.harness import run
+from pytest_vmsnap.settings import Settings
+
+REPO = Path(__file__).resolve().parents[2]
+SAMPLES = REPO / "sample_scripts" / "sqlite"
+
+
+@pytest.fixture
+def sqlite_files(tmp_path: Path, root_required: None) -> dict[str, Path]:
+    """The bundled SQLite example's config and scripts, with the modes the framework wants."""
+    files = {}
+    for name in ("pre.sh", "post.sh", "pre-lock-released.sh", "pre-hangs.sh"):
+        dst = tmp_path / name
+        shutil.copy(SAMPLES / name, dst)
+        dst.chmod(0o700)
+        files[name] = dst
+    config = tmp_path / "VMSnapshotScriptPluginConfig.json"
+    shutil.copy(REPO / "examples" / "sqlite" / "VMSnapshotScriptPluginConfig.json", config)
+    config.chmod(0o600)
+    files["config"] = config
+    return files
+
+
+def settings(files: dict[str, Path], **changes: object) -> Settings:
+    base = Settings(
+        config=files["config"],
+        pre=files["pre.sh"],
+        post=files["post.sh"],
+        app="sqlite",
+        quiesce="lock",
+        pacing="prompt",
+        workload_seconds=0.6,
+    )
+    return base.with_(**changes)
+
+
+@pytest.mark.parametrize(
+    ("backend", "fs"),
+    [
+        ("reflink", "ext4"),
+        ("reflink", "xfs"),
+        ("reflink", "btrfs"),
+        ("copy", "ext4"),
+        ("btrfs", "ext4"),
+    ],
+)
+def test_correct_scripts_are_application_consistent(
+    sqlite_files: dict[str, Path], backend: str, fs: str
+) -> None:
+    """Correct pre/post + real freeze + each snapshot backend -> application-consistent."""
+    result = run(settings(sqlite_files, snapshot=backend, fs=fs))
+    d = result.to_dict()
+    assert d["verdict"] == oracle.APPLICATION, (d["reasons"], d["error"])
+    assert d["status"] == 0 and d["health_code"] == 0
+    assert d["freeze"]["frozen"] and d["freeze"]["mounts"] == ["/var/lib/app"]
+    assert 0 < d["freeze"]["frozen_s"] < 2.0
+    assert d["snapshot"]["taken"] and d["snapshot"]["backend"] == backend
+    assert d["oracle"]["acked_before_pre"] > 0 and d["oracle"]["acked_missing"] == 0
+    assert d["oracle"]["quiesce_probe"]["result"] == "blocked"
+    phases = [p["phase"] for p in d["timeline"]]
+    assert phases == ["precheck", "pre", "freeze", "snapshot", "thaw", "post"]
+
+
+def test_two_disks_frozen_together(sqlite_files: dict[str, Path]) -> None:
+    """A two-disk VM: both disks are frozen, in reverse mount order; still consistent."""
+    d = run(settings(sqlite_files, disks=2)).to_dict()
+    assert d["verdict"] == oracle.APPLICATION, (d["reasons"], d["error"])
+    assert d["freeze"]["mounts"] == ["/srv/disk2", "/var/lib/app"]
+
+
+def test_lock_released_on_exit_is_caught(sqlite_files: dict[str, Path]) -> None:
+    """The lock taken in a client that exits protects nothing: the probe's write is accepted."""
+    d = run(settings(sqlite_files, pre=sqlite_files["pre-lock-released.sh"])).to_dict()
+    assert d["verdict"] == oracle.CRASH
+    assert d["oracle"]["quiesce_probe"]["result"] == "accepted"
+    assert any("quiesce probe" in r for r in d["reasons"])
+
+
+def test_snapshot_failure_still_thaws_and_runs_post(sqlite_files: dict[str, Path]) -> None:
+    """A snapshot failing after the freeze: error 2, thawed, post-script ran, app writable."""
+    result = run(
+        settings(sqlite_files),
+        hooks={
+            "snapshot": lambda: {
+                "code": 2,
+                "taken": False,
+                "backend": "injected",
+                "message": "injected",
+            }
+        },
+    )
+    d = result.to_dict()
+    assert d["verdict"] == oracle.NOT_TAKEN
+    assert d["status"] == 2 and d["health_code"] == 2
+    assert d["freeze"]["frozen"] and d["freeze"]["thaw_code"] == 0
+    assert d["scripts"]["post"]["ran"] and d["scripts"]["post"]["exit_code"] == 0
+    assert d["oracle"]["liveness_ok"] is True
+
+
+def test_sigkill_mid_freeze_leaves_nothing_frozen(
+    sqlite_files: dict[str, Path], tmp_path: Path
+) -> None:
+    """The harness's whole process group is SIGKILLed while the VM is frozen: the freeze
+    guard thaws on its own (parent death), the VM's init thaws as it ends, and
+    `vmsnap cleanup` releases what the dead run left."""
+    marker = tmp_path / "frozen.json"
+    script = tmp_path / "victim.py"
+    script.write_text(f"""
+import json, sys, time
+from pathlib import Path
+sys.path.insert(0, {str(REPO)!r})
+from pytest_vmsnap.harness import run
+from pytest_vmsnap.settings import Settings
+s = Settings(config=Path({str(sqlite_files["config"])!r}),
+             pre=Path({str(sqlite_files["pre.sh"])!r}),
+             post=Path({str(sqlite_files["post.sh"])!r}), app="sqlite", pacing="prompt")
+def hold(vm):
+    d = vm.disks[0]
+    Path({str(marker)!r}).write_text(json.dumps({{"pid": vm.pid, "loop": d.loopdev}}))
+    time.sleep(60)
+run(s, hooks={{"after_freeze": hold}})
+""")
+    victim = subprocess.Popen([sys.executable, str(script)], start_new_session=True)
+    try:
+        deadline = time.monotonic() + 60
+        while not marker.exists() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert marker.exists(), "the victim never reached the frozen window"
+        info = json.loads(marker.read_text())
+        assert thaw_probe_is_frozen(info["loop"], tmp_path / "still-frozen-probe-0") is None
+        os.killpg(victim.pid, signal.SIGKILL)
+        victim.wait(timeout=10)
+        deadline = time.monotonic() + 15
+        while Path(f"/proc/{info['pid']}").exists() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert not Path(f"/proc/{info['pid']}").exists(), "the VM outlived its controller"
+        assert thaw_probe_is_frozen(info["loop"], tmp_path / "probe") is False, (
+            "the VM's file system was left frozen"
+        )
+    finally:
+        if victim.poll() is None:
+            os.killpg(victim.pid, signal.SIGKILL)
+            victim.wait(timeout=10)
+    done = subprocess.run(
+        [sys.executable, "-m", "pytest_vmsnap.cli", "cleanup"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stderr
+    loops = subprocess.run(["losetup", "--json", "--list"], capture_output=True, text=True)
+    assert info["loop"] not in loops.stdout or "-source-" not in loops.stdout
+
+
+def thaw_probe_is_frozen(dev: str, where: Path) -> bool | None:
+    """Was the file system on ``dev`` frozen? Mount it again (this reattaches a superblock that
+    a frozen unmount left alive), then FITHAW: success means it was frozen (and is now thawed).
+    None while ``dev`` is still mounted inside the live VM (not probed then)."""
+    from pytest_vmsnap.vm.disks import thaw_if_frozen
+
+    if where.name.endswith("-0"):
+        return None
+    where.mkdir()
+    if subprocess.run(["mount", dev, str(where)], capture_output=True).returncode != 0:
+        return False  # nothing left to mount: the superblock is gone, so it is not frozen
+    try:
+        return thaw_if_frozen(where)
+    finally:
+        subprocess.run(["umount", str(where)], check=True)
