@@ -1,0 +1,650 @@
+"""PostgreSQL 15 (Debian's ``postgresql-15``) laid out as on a Debian server.
+
+Inside the stand-in VM:
+
+- data directory ``/var/lib/postgresql/15/main`` on the disk mounted at ``/var/lib/postgresql``
+  (``postgresql.conf``, ``pg_hba.conf`` and ``postgresql.auto.conf`` live in it, so a snapshot
+  carries the whole configuration, ``ALTER SYSTEM`` included);
+- 2 disks: ``pg_wal`` on the second disk (``/var/lib/postgresql-wal/15/main``, made by
+  ``initdb --waldir``); 3 disks: also the tablespace ``vmsnap_ts`` on
+  ``/var/lib/postgresql-ts`` holding the workload tables and their indexes. A snapshot is only
+  crash-consistent if it covers every one of these disks at the same instant;
+- socket directory ``/var/run/postgresql`` (the VM's private ``/run``), port 5432, listening on
+  the VM's own ``127.0.0.1``;
+- superuser ``postgres`` with peer authentication on the socket (scripts use
+  ``su postgres -c "psql ..."`` or ``runuser -u postgres -- psql``); the application user
+  ``vmsnap_app`` (not a superuser) with a scram password over TCP, owner of database ``vmsnap``;
+- server log ``/run/postgresql-log/postgresql-15-main.log``. Not Debian's ``/var/log/postgresql``:
+  ``/var/log`` is shared with the host (parallel VMs would write into the host's file). Not in
+  the data directory either: a logger writing to a frozen disk stalls every backend that logs,
+  and a log inside the snapshot would mix the source server's lines into the restored server's,
+  while recovery evidence must come from the restored server's own start. ``/run`` is private
+  and fresh in every VM, so the log of a restored VM holds exactly its own start.
+
+Crash recovery on a restored copy is read from two places: ``pg_controldata``'s "Database
+cluster state" before the start ("in production" = the server was not shut down cleanly, the
+normal case for a snapshot of a running server) and the server log of this start ("database
+system was not properly shut down; automatic recovery in progress", "redo starts at", "redo
+done at"). WAL replay is PostgreSQL's designed path: ``repair_needed`` is never set.
+
+Server-side work runs inside the VM as ``python -m pytest_vmsnap.apps.postgres CMD`` (one
+process per step, output as JSON); the client (psycopg 3) is used inside the VM.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import sys
+import threading
+import time
+from typing import Any, ClassVar
+
+from ..vm.model import DiskSpec
+from .base import (
+    APP_PASSWORD,
+    APP_USER,
+    BANK_ACCOUNTS,
+    BANK_TOTAL,
+    App,
+    Client,
+    IntegrityReport,
+    StartReport,
+    State,
+    VmLike,
+)
+
+BIN = "/usr/lib/postgresql/15/bin"
+MOUNT = "/var/lib/postgresql"
+DATA = f"{MOUNT}/15/main"
+WAL_MOUNT = "/var/lib/postgresql-wal"
+WAL_DIR = f"{WAL_MOUNT}/15/main"
+TS_MOUNT = "/var/lib/postgresql-ts"
+TS_DIR = f"{TS_MOUNT}/vmsnap_ts"
+TABLESPACE = "vmsnap_ts"
+SOCKET_DIR = "/var/run/postgresql"
+LOG_DIR = "/run/postgresql-log"
+LOG_FILE = f"{LOG_DIR}/postgresql-15-main.log"
+PORT = 5432
+HOST = "127.0.0.1"
+DB_NAME = "vmsnap"
+SUPERUSER = "postgres"
+TABLES = ("vmsnap_log", "vmsnap_bank", "vmsnap_probe")
+
+# Small and fast, but durable: fsync, full_page_writes and synchronous_commit stay on.
+CONF = f"""
+# --- pytest-vmsnap stand-in (Debian layout, tuned for fast tests; durability kept) ---
+listen_addresses = '{HOST}'
+port = {PORT}
+unix_socket_directories = '{SOCKET_DIR}'
+max_connections = 50
+shared_buffers = 16MB
+fsync = on
+synchronous_commit = on
+full_page_writes = on
+# crash recovery starts by syncing the data directory: one syncfs per file system instead of
+# an fsync per file (1.5 s -> a few ms on a fresh cluster; the same guarantee on Linux)
+recovery_init_sync_method = syncfs
+max_wal_size = 256MB
+min_wal_size = 64MB
+password_encryption = 'scram-sha-256'
+log_line_prefix = '%m [%p] %q%u@%d '
+log_checkpoints = on
+lc_messages = 'C'
+cluster_name = '15/main'
+"""
+
+HBA = """
+# TYPE  DATABASE  USER  ADDRESS        METHOD
+local   all       all                  peer
+host    all       all   127.0.0.1/32   scram-sha-256
+host    all       all   ::1/128        scram-sha-256
+"""
+
+SCHEMA = f"""
+CREATE TABLE vmsnap_log (seq bigint PRIMARY KEY, writer integer, at double precision);
+CREATE TABLE vmsnap_bank (id integer PRIMARY KEY, balance bigint NOT NULL);
+CREATE TABLE vmsnap_probe (id bigserial PRIMARY KEY, at double precision);
+INSERT INTO vmsnap_bank (id, balance)
+  SELECT i, {BANK_TOTAL // BANK_ACCOUNTS} FROM generate_series(1, {BANK_ACCOUNTS}) AS i;
+"""
+
+RECOVERY_MARKERS = (
+    "not properly shut down",
+    "automatic recovery in progress",
+    "database system was interrupted",
+    "redo starts at",
+    "redo done at",
+    "redo is not required",
+    "invalid record length",
+    "checkpoint starting: end-of-recovery",
+)
+RECOVERY_STARTED = ("automatic recovery in progress", "redo starts at", "was interrupted")
+
+
+def _tool(vm: VmLike, *args: str, timeout: float = 120) -> dict[str, Any]:
+    """Run one of this module's helper commands inside the VM; its last line is JSON."""
+    done = vm.run([sys.executable, "-m", __name__, *args], timeout=timeout, check=False)
+    out = done.stdout.decode(errors="replace").strip().splitlines()
+    try:
+        result = json.loads(out[-1])
+    except (IndexError, ValueError):
+        err = done.stderr.decode(errors="replace").strip()
+        raise RuntimeError(
+            f"postgres helper {args[0]} failed (exit {done.returncode}): {err[-2000:]}"
+        ) from None
+    if done.returncode and "error" in result and not result.get("report"):
+        raise RuntimeError(f"postgres helper {args[0]}: {result['error']}")
+    return result
+
+
+class PostgresClient(Client):
+    """A TCP connection as ``vmsnap_app``; ``timeout_s`` bounds connect and every statement."""
+
+    PROBE_GRACE_S = 0.5
+
+    def __init__(self, timeout_s: float = 10.0, host: str = HOST, port: int = PORT) -> None:
+        import psycopg
+
+        self._psycopg = psycopg
+        self._abandoned = False
+        ms = max(1, int(timeout_s * 1000))
+        self.conn = psycopg.connect(
+            host=host,
+            port=port,
+            dbname=DB_NAME,
+            user=APP_USER,
+            password=APP_PASSWORD,
+            connect_timeout=max(2, math.ceil(timeout_s)),
+            application_name="vmsnap",
+            options=f"-c statement_timeout={ms}",
+            autocommit=True,
+        )
+
+    def append(self, seq: int, writer: int) -> None:
+        # autocommit: execute() returns after the commit record is flushed (synchronous_commit).
+        self.conn.execute(
+            "INSERT INTO vmsnap_log (seq, writer, at) VALUES (%s, %s, %s)",
+            (seq, writer, time.time()),
+        )
+
+    def transfer(self, src: int, dst: int, amount: int) -> None:
+        moves = sorted([(src, -amount), (dst, amount)])  # fixed row order: no deadlocks
+        with self.conn.transaction():
+            for account, delta in moves:
+                self.conn.execute(
+                    "UPDATE vmsnap_bank SET balance = balance + %s WHERE id = %s",
+                    (delta, account),
+                )
+
+    def probe_write(self, timeout_s: float) -> tuple[str, str]:
+        errors = self._psycopg.errors
+        ms = max(1, int(timeout_s * 1000))
+        outcome: list[tuple[str, str]] = []
+
+        def attempt() -> None:
+            try:
+                self.conn.execute(f"SET statement_timeout = {ms}")
+                self.conn.execute(f"SET lock_timeout = {ms}")
+                self.conn.execute("INSERT INTO vmsnap_probe (at) VALUES (%s)", (time.time(),))
+            except (errors.QueryCanceled, errors.LockNotAvailable) as err:
+                outcome.append(("blocked", f"not done in {timeout_s:.1f} s: {_one_line(err)}"))
+            except self._psycopg.Error as err:
+                code = getattr(err, "sqlstate", None) or "no sqlstate"
+                outcome.append(("refused", f"{code}: {_one_line(err)}"))
+            except Exception as err:  # never leave the probe without an answer
+                outcome.append(("refused", f"{type(err).__name__}: {_one_line(err)}"))
+            else:
+                outcome.append(("accepted", "the write committed"))
+
+        worker = threading.Thread(target=attempt, daemon=True, name="vmsnap-probe")
+        worker.start()
+        worker.join(timeout_s + self.PROBE_GRACE_S)
+        if worker.is_alive():
+            # Stuck below the statement timeout (a backend waiting on a frozen disk cannot
+            # act on the cancel): abandon the connection; the process exit drops it.
+            self._abandoned = True
+            return "blocked", f"no answer from the server within {timeout_s:.1f} s"
+        return outcome[0]
+
+    def read_state(self) -> State:
+        with self.conn.transaction():
+            self.conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+            seqs = {row[0] for row in self.conn.execute("SELECT seq FROM vmsnap_log")}
+            total, rows = self.conn.execute(
+                "SELECT SUM(balance)::bigint, COUNT(*) FROM vmsnap_bank"
+            ).fetchone()
+        return State(seqs, None if total is None else int(total), int(rows))
+
+    def close(self) -> None:
+        if not self._abandoned:
+            self.conn.close()
+
+
+class PostgresApp(App):
+    """PostgreSQL 15 server on the VM's disks."""
+
+    name: ClassVar[str] = "postgres"
+
+    def layout(self, disks: int, fs: str) -> list[DiskSpec]:
+        specs = [DiskSpec("data", MOUNT, 1024, fs)]  # type: ignore[arg-type]
+        if disks >= 2:
+            specs.append(DiskSpec("wal", WAL_MOUNT, 512, fs))  # type: ignore[arg-type]
+        if disks >= 3:
+            specs.append(DiskSpec("ts", TS_MOUNT, 512, fs))  # type: ignore[arg-type]
+        for i in range(4, disks + 1):
+            specs.append(DiskSpec(f"disk{i}", f"/srv/disk{i}", 512, fs))  # type: ignore[arg-type]
+        return specs
+
+    def provision(self, vm: VmLike) -> None:
+        _tool(vm, "provision", timeout=180)
+
+    def start(self, vm: VmLike, deadline_s: float) -> StartReport:
+        began = time.monotonic()
+        try:
+            out = _tool(vm, "start", str(deadline_s), timeout=deadline_s + 30)
+        except Exception as err:
+            return StartReport(False, time.monotonic() - began, error=str(err))
+        return StartReport(
+            started=bool(out["started"]),
+            seconds=time.monotonic() - began,
+            recovery_ran=bool(out["recovery_ran"]),
+            repair_needed=False,
+            evidence=list(out["evidence"]),
+            error=out.get("error", ""),
+        )
+
+    def stop(self, vm: VmLike) -> None:
+        _tool(vm, "stop")
+
+    def integrity(self, vm: VmLike) -> IntegrityReport:
+        try:
+            out = _tool(vm, "integrity", timeout=300)
+        except Exception as err:  # a check that cannot run is a failed check, with the reason
+            return IntegrityReport(ok=False, details=[f"integrity checks did not run: {err}"])
+        return IntegrityReport(ok=bool(out["ok"]), repaired=False, details=list(out["details"]))
+
+    def versions(self, vm: VmLike) -> dict[str, str]:
+        try:
+            out = _tool(vm, "versions")
+        except Exception as err:
+            out = {"postgres": "?", "error": _one_line(err)}
+        try:
+            import psycopg
+
+            out["psycopg"] = psycopg.__version__
+            out["libpq"] = str(psycopg.pq.version())
+        except ImportError:
+            out["psycopg"] = "not installed"
+        return out
+
+    def psql(self, vm: VmLike, sql: str, db: str = DB_NAME, timeout: float = 60) -> str:
+        """Run SQL as the superuser over the socket (peer auth); stdout, unaligned tuples."""
+        done = vm.run(
+            [
+                "runuser",
+                "-u",
+                SUPERUSER,
+                "--",
+                f"{BIN}/psql",
+                "-X",
+                "-At",
+                "-v",
+                "ON_ERROR_STOP=1",
+                "-h",
+                SOCKET_DIR,
+                "-p",
+                str(PORT),
+                "-d",
+                db,
+            ],
+            input=sql.encode(),
+            timeout=timeout,
+        )
+        return done.stdout.decode()
+
+    def client(self, timeout_s: float = 10.0) -> Client:
+        return PostgresClient(timeout_s)
+
+
+APP = PostgresApp()
+
+
+def _one_line(err: BaseException) -> str:
+    return " ".join(str(err).split())[:300]
+
+
+# --- helper commands, run inside the VM as root -------------------------------------------
+
+
+def _sh(argv: list[str], *, check: bool = True, timeout: float = 120, input: str | None = None):
+    import subprocess
+
+    done = subprocess.run(
+        argv, capture_output=True, text=True, timeout=timeout, input=input, cwd="/"
+    )
+    if check and done.returncode:
+        raise RuntimeError(f"{' '.join(argv)}: {(done.stderr or done.stdout).strip()[-2000:]}")
+    return done
+
+
+def _as_pg(*argv: str, **kwargs: Any):
+    return _sh(["runuser", "-u", SUPERUSER, "--", *argv], **kwargs)
+
+
+def _psql(sql: str, db: str = DB_NAME, check: bool = True, timeout: float = 120):
+    return _as_pg(
+        f"{BIN}/psql",
+        "-X",
+        "-At",
+        "-v",
+        "ON_ERROR_STOP=1",
+        "-h",
+        SOCKET_DIR,
+        "-p",
+        str(PORT),
+        "-d",
+        db,
+        input=sql,
+        check=check,
+        timeout=timeout,
+    )
+
+
+def _pg_ids() -> tuple[int, int]:
+    import pwd
+
+    entry = pwd.getpwnam(SUPERUSER)
+    return entry.pw_uid, entry.pw_gid
+
+
+def _runtime_dirs() -> None:
+    """The VM's private /run starts empty: socket and log directories, owned by postgres."""
+    uid, gid = _pg_ids()
+    for path, mode in ((SOCKET_DIR, 0o2775), (LOG_DIR, 0o750)):
+        os.makedirs(path, exist_ok=True)
+        os.chown(path, uid, gid)
+        os.chmod(path, mode)
+
+
+def _pg_ctl_start(deadline_s: float) -> Any:
+    return _as_pg(
+        f"{BIN}/pg_ctl",
+        "-D",
+        DATA,
+        "-l",
+        LOG_FILE,
+        "-w",
+        "-t",
+        str(max(1, math.ceil(deadline_s))),
+        "start",
+        check=False,
+        timeout=deadline_s + 15,
+    )
+
+
+def _provision() -> dict[str, Any]:
+    uid, gid = _pg_ids()
+    split = os.path.ismount(WAL_MOUNT)
+    tablespace = os.path.ismount(TS_MOUNT)
+    if not os.path.ismount(MOUNT):
+        raise RuntimeError(f"{MOUNT} is not a mounted disk in this VM")
+    for mount in (MOUNT, WAL_MOUNT, TS_MOUNT):
+        if os.path.ismount(mount):
+            os.chown(mount, uid, gid)
+            os.chmod(mount, 0o755)
+    dirs = [f"{MOUNT}/15"]
+    if split:
+        dirs.append(f"{WAL_MOUNT}/15")
+    if tablespace:
+        dirs.append(TS_DIR)
+    for path in dirs:
+        os.makedirs(path, exist_ok=True)
+        os.chown(path, uid, gid)
+    if tablespace:
+        os.chmod(TS_DIR, 0o700)
+    _runtime_dirs()
+    argv = [
+        f"{BIN}/initdb",
+        "-D",
+        DATA,
+        "-U",
+        SUPERUSER,
+        "-E",
+        "UTF8",
+        "--locale=C.UTF-8",
+        "--auth-local=peer",
+        "--auth-host=scram-sha-256",
+        "--data-checksums",
+        "--no-sync",  # the mounts are synced (syncfs) once the cluster is ready, below
+    ]
+    if split:
+        argv.append(f"--waldir={WAL_DIR}")
+    _as_pg(*argv)
+    with open(f"{DATA}/postgresql.conf", "a") as conf:
+        conf.write(CONF)
+    with open(f"{DATA}/pg_hba.conf", "w") as hba:
+        hba.write(HBA)
+    started = _pg_ctl_start(60)
+    if started.returncode:
+        raise RuntimeError(f"pg_ctl start: {started.stdout.strip()} {_log_tail()}")
+    pw = APP_PASSWORD.replace("'", "''")
+    tablespace_sql = (
+        f"CREATE TABLESPACE {TABLESPACE} LOCATION '{TS_DIR}';\n"
+        f"GRANT CREATE ON TABLESPACE {TABLESPACE} TO {APP_USER};\n"
+        if tablespace
+        else ""
+    )
+    default_ts = f"SET default_tablespace = {TABLESPACE};\n" if tablespace else ""
+    # One session: amcheck in template1 (so every database has it, for pg_amcheck --all),
+    # the role, the database owned by it, then the schema created as the app user.
+    _psql(
+        "CREATE EXTENSION IF NOT EXISTS amcheck;\n"
+        "\\connect postgres\n"
+        "CREATE EXTENSION IF NOT EXISTS amcheck;\n"
+        f"CREATE ROLE {APP_USER} LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE PASSWORD '{pw}';\n"
+        + tablespace_sql
+        + f"CREATE DATABASE {DB_NAME} OWNER {APP_USER};\n"
+        f"\\connect {DB_NAME}\n"
+        "CREATE EXTENSION IF NOT EXISTS amcheck;\n"
+        f"SET ROLE {APP_USER};\n" + default_ts + "BEGIN;\n" + SCHEMA + "COMMIT;\n"
+        "RESET ROLE;\n"
+        "CHECKPOINT;\n",
+        db="template1",
+    )
+    for mount in (MOUNT, WAL_MOUNT, TS_MOUNT):
+        if os.path.ismount(mount):
+            _sh(["sync", "-f", mount])
+    return {"ok": True, "wal_split": split, "tablespace": tablespace}
+
+
+def _log_tail(offset: int = 0, lines: int = 20) -> str:
+    try:
+        with open(LOG_FILE, errors="replace") as log:
+            log.seek(offset)
+            return "\n".join(log.read().splitlines()[-lines:])
+    except OSError:
+        return ""
+
+
+def _controldata() -> dict[str, str]:
+    done = _sh([f"{BIN}/pg_controldata", "-D", DATA], check=False)
+    fields = {}
+    for line in done.stdout.splitlines():
+        key, sep, value = line.partition(":")
+        if sep:
+            fields[key.strip()] = value.strip()
+    return fields
+
+
+def _live_postmaster(pid: int) -> bool:
+    """Whether ``pid`` is a postgres server on our data directory, in this VM's PID space."""
+    try:
+        exe = os.readlink(f"/proc/{pid}/exe")
+        cwd = os.readlink(f"/proc/{pid}/cwd")
+    except OSError:
+        return False
+    return os.path.basename(exe) in ("postgres", "postmaster") and cwd == DATA
+
+
+def _start(deadline_s: float) -> dict[str, Any]:
+    evidence: list[str] = []
+    _runtime_dirs()
+    if not os.path.isdir(DATA):
+        return _report(False, False, evidence, f"no data directory at {DATA}")
+    control = _controldata()
+    state = control.get("Database cluster state", "unknown")
+    evidence.append(f"pg_controldata before start: Database cluster state: {state}")
+    redo = control.get("Latest checkpoint's REDO location")
+    if redo:
+        evidence.append(
+            "pg_controldata: latest checkpoint at "
+            f"{control.get('Latest checkpoint location', '?')}, REDO at {redo}, "
+            f"time {control.get('Time of latest checkpoint', '?')}"
+        )
+    pidfile = f"{DATA}/postmaster.pid"
+    if os.path.exists(pidfile):
+        with open(pidfile, errors="replace") as f:
+            first = f.readline().strip()
+        pid = int(first) if first.isdigit() else 0
+        if pid and _live_postmaster(pid):
+            evidence.append(f"a server (pid {pid}) already runs on {DATA}")
+            return _report(True, False, evidence)
+        os.unlink(pidfile)
+        evidence.append(f"removed stale postmaster.pid (pid {first or '?'} is not running here)")
+    offset = os.path.getsize(LOG_FILE) if os.path.exists(LOG_FILE) else 0
+    done = _pg_ctl_start(deadline_s)
+    log = _log_tail(offset, lines=100000).splitlines()
+    hits = [line for line in log if any(m in line for m in RECOVERY_MARKERS)]
+    recovery = any(m in line for line in log for m in RECOVERY_STARTED) or state not in (
+        "shut down",
+        "shut down in recovery",
+    )
+    # drop the "%m [%p] " prefix: "LOG:  redo starts at 0/1BCDC48"
+    evidence.extend(f"server log: {line.split('] ', 1)[-1].strip()}" for line in hits[:12])
+    if done.returncode:
+        tail = "\n".join(log[-15:])
+        return _report(False, recovery, evidence, f"pg_ctl start: {done.stdout.strip()}\n{tail}")
+    return _report(True, recovery, evidence)
+
+
+def _report(started: bool, recovery: bool, evidence: list[str], error: str = "") -> dict:
+    return {
+        "report": True,
+        "started": started,
+        "recovery_ran": recovery,
+        "evidence": evidence,
+        "error": error,
+    }
+
+
+def _stop() -> dict[str, Any]:
+    if not os.path.exists(f"{DATA}/postmaster.pid"):
+        return {"ok": True, "detail": "not running"}
+    done = _as_pg(f"{BIN}/pg_ctl", "-D", DATA, "-m", "fast", "-w", "-t", "60", "stop", check=False)
+    if done.returncode:
+        raise RuntimeError(f"pg_ctl stop: {(done.stderr or done.stdout).strip()}")
+    return {"ok": True, "detail": done.stdout.strip()}
+
+
+INDEX_CHECK = """
+SELECT c.relname || ': btree ok (parent check, heapallindexed, rootdescend)'
+       || bt_index_parent_check(c.oid, true, true)::text
+FROM pg_index i
+JOIN pg_class c ON c.oid = i.indexrelid
+JOIN pg_class t ON t.oid = i.indrelid
+JOIN pg_am a ON a.oid = c.relam
+WHERE t.relname IN ('vmsnap_log', 'vmsnap_bank', 'vmsnap_probe') AND a.amname = 'btree'
+ORDER BY 1;
+"""
+
+HEAP_CHECK = """
+SELECT t || ': ' || count(v.*) || ' heap problem(s)'
+       || COALESCE(': ' || string_agg(v.msg, '; '), '')
+FROM unnest(ARRAY['vmsnap_log', 'vmsnap_bank', 'vmsnap_probe']) AS t
+LEFT JOIN LATERAL verify_heapam(t::regclass) AS v ON true
+GROUP BY t ORDER BY t;
+"""
+
+CATALOG_CHECK = """
+SELECT 'pg_class: ' || count(*) || ' relations' FROM pg_class;
+SELECT 'vmsnap_log: ' || count(*) || ' rows; vmsnap_bank: '
+       || (SELECT count(*) FROM vmsnap_bank) || ' rows' FROM vmsnap_log;
+"""
+
+
+def _integrity() -> dict[str, Any]:
+    details: list[str] = []
+    ok = True
+    for name, sql in (("btree", INDEX_CHECK), ("heap", HEAP_CHECK), ("catalog", CATALOG_CHECK)):
+        done = _psql(sql, check=False, timeout=240)
+        lines = done.stdout.strip().splitlines()
+        if done.returncode:
+            ok = False
+            details.append(f"{name} check failed: {_squash(done.stderr)}")
+        if name == "heap" and any(" 0 heap problem" not in line for line in lines):
+            ok = False
+        details.extend(lines)
+    amcheck = f"{BIN}/pg_amcheck"
+    if os.path.exists(amcheck):
+        done = _as_pg(
+            amcheck,
+            "-h",
+            SOCKET_DIR,
+            "-p",
+            str(PORT),
+            "--all",
+            "--heapallindexed",
+            "--jobs=3",
+            check=False,
+            timeout=240,
+        )
+        out = (done.stdout + done.stderr).strip().splitlines()
+        if done.returncode:
+            ok = False
+            details.append(f"pg_amcheck --all: exit {done.returncode}")
+            details.extend(out[:40])
+        else:
+            details.append("pg_amcheck --all --heapallindexed: no corruption found")
+    else:
+        details.append("pg_amcheck not installed: skipped")
+    return {"ok": ok, "details": details}
+
+
+def _squash(text: str) -> str:
+    return " ".join(text.split())[:500]
+
+
+def _versions() -> dict[str, str]:
+    server = _sh([f"{BIN}/postgres", "--version"], check=False).stdout.strip()
+    sql = _psql("SELECT version();", db="postgres", check=False)
+    return {"postgres": server, "server": sql.stdout.strip() or _squash(sql.stderr)}
+
+
+def main(argv: list[str]) -> int:
+    """Helper commands run inside the VM: provision, start DEADLINE, stop, integrity, versions."""
+    cmd = argv[0] if argv else ""
+    try:
+        if cmd == "provision":
+            out = _provision()
+        elif cmd == "start":
+            out = _start(float(argv[1]) if len(argv) > 1 else 60.0)
+        elif cmd == "stop":
+            out = _stop()
+        elif cmd == "integrity":
+            out = _integrity()
+        elif cmd == "versions":
+            out = _versions()
+        else:
+            print(json.dumps({"error": f"unknown command {cmd!r}"}))
+            return 2
+    except Exception as err:
+        print(json.dumps({"error": _squash(str(err))}))
+        return 1
+    print(json.dumps(out))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
