@@ -155,6 +155,11 @@ class VmsnapSession:
         for key, run in self.context.runs.items():
             tr.write_line(summary_line(key, run.to_dict()))
         if settings.report_dir:
-            for key, run in self.context.runs.items():
-                write_json(Path(settings.report_dir), key, run.to_dict())
-            tr.write_line(f"reports: {settings.report_dir}")
+            from .html_report import write_html
+
+            runs = {key: run.to_dict() for key, run in self.context.runs.items()}
+            for key, data in runs.items():
+                write_json(Path(settings.report_dir), key, data)
+            page = write_html(Path(settings.report_dir), runs)
+            tr.write_line(f"per-cycle JSON: {settings.report_dir}/*.json")
+            tr.write_line(f"HTML report: {page}")
