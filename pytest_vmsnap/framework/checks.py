@@ -165,6 +165,10 @@ def precheck(
             result.pre_path = path
         else:
             result.post_path = path
+        if code == codes.HOST_PARSING:
+            # The TypeError escapes validate_scripts, so load_modules returns its own
+            # defaults (dobackup=True, fsFreeze_on=True), not the values read from the JSON.
+            result.dobackup, result.fs_freeze = True, True
         if code:
             return _fail(result, code, detail)
     return result

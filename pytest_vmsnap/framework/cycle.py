@@ -183,8 +183,6 @@ def run_cycle(
         return _snapshot_only(result, freezer, snapshotter, clock, t0, notify, health)
 
     code = pc.code
-    if code and (codes.lookup(code).reported or profile.report_config_errors):
-        health.set(code)
     if code:
         result.findings.append(codes.lookup(code).as_finding(pc.detail))
 
@@ -201,7 +199,6 @@ def run_cycle(
         mark("pre", start)
         notify("pre_end")
         if result.pre.failed:
-            health.set(result.pre.error_code)
             result.findings.append(_script_finding(result.pre))
             crash = _and_raises(result.pre, cfg.continue_on_failure)
             if crash:
@@ -227,7 +224,6 @@ def run_cycle(
         mark("post", start)
         notify("post_end")
         if result.post.failed:
-            health.set(result.post.error_code)
             result.findings.append(_script_finding(result.post))
             crash = _and_raises(result.post, cfg.continue_on_failure)
             if crash:
@@ -237,6 +233,15 @@ def run_cycle(
             dobackup = False
         if fs_freeze == False and result.post.failed:  # noqa: E712
             dobackup = False
+
+    # handle.py writes the pre-check and script codes only now, after the freeze/snapshot
+    # step has written its own: with first-writer-wins a freeze or snapshot error is the health
+    # code even when a script failed before it.
+    if code and _reported(code, profile):
+        health.set(code)
+    for script in (result.pre, result.post):
+        if script is not None and script.failed:
+            health.set(script.error_code)
 
     if snapshot_error:
         return _finish(result, snapshot_error, health, codes.lookup(snapshot_error).message)
@@ -257,16 +262,20 @@ def run_cycle(
             health,
             f"{which} failed for the plugin ScriptRunner StatusCode.{codes.lookup(err).name},",
         )
-    scripts_clean = (
-        code == 0
-        and result.pre is not None
-        and result.post is not None
-        and not result.pre.failed
-        and not result.post.failed
+    # handle.py upgrades to 0 when the pre-check returned 0 and no script reported a failure;
+    # with numberOfPlugins 0 that holds although no script ran at all.
+    scripts_clean = code == 0 and not any(
+        script is not None and script.failed for script in (result.pre, result.post)
     )
     if scripts_clean and result.snapshot_taken:
         return _finish(
-            result, codes.SUCCESS_APP_CONSISTENT, health, "application-consistent snapshot"
+            result,
+            codes.SUCCESS_APP_CONSISTENT,
+            health,
+            "application-consistent snapshot"
+            if result.pre is not None
+            else "reported application-consistent, but no script plugin is loaded "
+            "(numberOfPlugins 0): no script ran",
         )
     return _finish(
         result,
@@ -384,12 +393,26 @@ def _snapshot_only(
     )
 
 
+def _reported(code: int, profile: Profile) -> bool:
+    """Whether a pre-check code becomes the health code.
+
+    The extension only logs 304/305/313/314/316. The documented profile reports the docs'
+    IncorrectPluginhostFile / IncorrectJSONConfigFile errors (304/305/313/314), but never 316:
+    a VM without a script config is the normal, unconfigured state in the docs too.
+    """
+    if codes.lookup(code).reported:
+        return True
+    return profile.report_config_errors and code != codes.CONFIG_NOT_FOUND
+
+
 def _and_raises(script: ScriptResult, continue_on_failure: Any) -> dict[str, object] | None:
     """``True & continueBackupOnFailure`` in the plugin host raises for non-bool, non-int values.
 
-    The daemon then fails the whole run with error 2 and never runs what comes after.
+    The daemon then fails the whole run with error 2 and never runs what comes after. When the
+    plugin host's watchdog fired (310/311) the plugin never reported a result, so its
+    ``continueBackup`` stays True and nothing is combined with the config value.
     """
-    if type(continue_on_failure) in (bool, int):
+    if script.watchdog or type(continue_on_failure) in (bool, int):
         return None
     return {
         "code": codes.ERROR,

@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import os
+import select
 import signal
 import subprocess
 import threading
@@ -25,6 +26,7 @@ from .config import host_watchdog_s
 from .profiles import EXTENSION, Profile
 
 OUTPUT_KEEP = 64 * 1024  # bytes of head and of tail kept per stream for the report
+DRAIN_LIMIT_S = 1.0  # after a script ended, how long we keep reading what its children write
 _F_GETPIPE_SZ = 1032
 _FIONREAD = 0x541B
 
@@ -286,7 +288,12 @@ def run_script(
 
 
 def _wait_one_poll(proc: Process, clock: Clock, poll_s: float, pacing: Pacing) -> None:
-    if pacing.faithful or not isinstance(proc, subprocess.Popen):
+    """One poll period: a whole sleep (faithful), or until the process ends (prompt).
+
+    In prompt pacing any :class:`Process` is waited on, not only a real ``Popen``, so an
+    injected process (tests, remote agents) gets the same "noticed at once" behaviour.
+    """
+    if pacing.faithful:
         clock.sleep(poll_s)
         return
     with contextlib.suppress(subprocess.TimeoutExpired):
@@ -306,34 +313,72 @@ def _watchdog(result: ScriptResult, code: int, poll_s: int, why: str) -> ScriptR
     return result
 
 
-def _start_readers(proc: Process, result: ScriptResult) -> list[threading.Thread]:
+class _Reader(threading.Thread):
+    """Reads one output pipe while the script runs (profiles that drain output live).
+
+    Once told to stop (the script ended or was killed) it takes what is still buffered and
+    returns, without waiting for end-of-file: a background child the script left behind may
+    hold the pipe open for as long as it lives (a lock holder, for example).
+    """
+
+    def __init__(self, stream: IO[bytes], out: Output) -> None:
+        super().__init__(daemon=True)
+        self.fd = stream.fileno()
+        self.out = out
+        self.done = threading.Event()
+
+    def run(self) -> None:
+        while not self.done.is_set():
+            readable, _, _ = select.select([self.fd], [], [], 0.05)
+            if not readable:
+                continue
+            chunk = os.read(self.fd, 65536)
+            if not chunk:
+                return  # end of file: every writer has gone
+            self.out.add(chunk)
+        _drain_now(self.fd, self.out)
+
+
+def _start_readers(proc: Process, result: ScriptResult) -> list[_Reader]:
     threads = []
     for stream, out in ((proc.stdout, result.stdout), (proc.stderr, result.stderr)):
         if stream is None:
             continue
-        t = threading.Thread(target=_pump, args=(stream, out), daemon=True)
+        t = _Reader(stream, out)
         t.start()
         threads.append(t)
     return threads
 
 
-def _pump(stream: IO[bytes], out: Output) -> None:
-    while True:
-        chunk = stream.read1(65536) if hasattr(stream, "read1") else stream.read(65536)
-        if not chunk:
-            return
-        out.add(chunk)
+def _drain_now(fd: int, out: Output) -> None:
+    """Take what the pipe holds now, without waiting for more (or for end-of-file)."""
+    deadline = time.monotonic() + DRAIN_LIMIT_S
+    try:
+        os.set_blocking(fd, False)
+        while time.monotonic() < deadline:
+            chunk = os.read(fd, 65536)
+            if not chunk:
+                return
+            out.add(chunk)
+    except (BlockingIOError, OSError):
+        return
 
 
-def _collect(proc: Process, result: ScriptResult, readers: list[threading.Thread]) -> None:
-    """Drain what a finished (or killed) script wrote, into the result."""
+def _collect(proc: Process, result: ScriptResult, readers: list[_Reader]) -> None:
+    """Take what a finished (or killed) script wrote, into the result.
+
+    Never waits for end-of-file: the extension never reads the pipes, so a script that left
+    a background child holding them open must not hold up the framework either.
+    """
     if readers:
         for t in readers:
-            t.join(timeout=5)
+            t.done.set()
+        for t in readers:
+            t.join(timeout=DRAIN_LIMIT_S + 1)
         return
     for stream, out in ((proc.stdout, result.stdout), (proc.stderr, result.stderr)):
         if stream is not None:
-            _pump(stream, out)
+            _drain_now(stream.fileno(), out)
 
 
 def _abandon(proc: Process, result: ScriptResult) -> None:
