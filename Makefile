@@ -35,9 +35,9 @@ lint: setup
 demo: setup
 	@bash scripts/demo.sh
 
-## Benchmarks and soaks (outside the default run).
+## Benchmarks (outside the default run): each script prints its own table.
 bench: setup
-	@$(PY) -m pytest bench -m bench -q -s
+	@for f in bench/bench_*.py; do echo "== $$f"; $(PY) $$f || exit 1; done
 
 ## Release leftovers (loop devices, mounts, VMs) of crashed runs, found by their tag.
 cleanup: setup
