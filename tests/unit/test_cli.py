@@ -129,7 +129,16 @@ def test_os_error_during_lint_exits_2(
 
 @pytest.mark.parametrize(
     "argv",
-    [[], ["frobnicate"], ["lint", "--profile", "bogus"], ["lint", "--wat"], ["run"], ["cleanup"]],
+    [
+        [],
+        ["frobnicate"],
+        ["lint", "--profile", "bogus"],
+        ["lint", "--wat"],
+        ["run"],
+        ["run", "--config", "/nonexistent/VMSnapshotScriptPluginConfig.json", "--app", "sqlite"],
+        ["run", "--config", "x.json", "--app", "mongodb"],
+        ["cleanup", "--wat"],
+    ],
 )
 def test_usage_errors_exit_2(argv: list[str], capsys: pytest.CaptureFixture[str]) -> None:
     assert main(argv) == 2
@@ -146,10 +155,30 @@ def test_help_documents_exit_codes(capsys: pytest.CaptureFixture[str]) -> None:
     assert "2  usage error" in out
 
 
-def test_only_implemented_commands_are_registered() -> None:
+def test_commands_registered() -> None:
     parser = build_parser()
     (sub,) = [a for a in parser._actions if a.dest == "command"]
-    assert sorted(sub.choices) == ["lint"]
+    assert sorted(sub.choices) == ["cleanup", "lint", "run"]
+
+
+def test_run_help_documents_the_contract(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["run", "--help"]) == 0
+    out = capsys.readouterr().out
+    for option in (
+        "--config PATH",
+        "--pre PATH",
+        "--post PATH",
+        "--vm",
+        "--disks N",
+        "--fs",
+        "--snapshot",
+        "--profile",
+        "--workload-seconds S",
+        "--json FILE",
+        "--report DIR",
+    ):
+        assert option in out
+    assert "0  the verdict is application-consistent" in out and "2  usage error" in out
 
 
 def test_module_entry_point(tmp_path: Path) -> None:
