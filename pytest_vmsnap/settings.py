@@ -35,6 +35,10 @@ class Settings:
     owner: str | None = None
     pacing: str = "faithful"
     skew_s: float = 0.0
+    """Seconds between the snapshots of consecutive disks (one freeze no longer covers all)."""
+    snapshot_order: str = "layout"
+    """``layout``: disks are snapshotted in the app's layout order; ``reverse``: last first
+    (for PostgreSQL: the WAL disk before the data disk, the harmful order)."""
     report_dir: Path | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
@@ -66,4 +70,6 @@ class Settings:
                 out.append(f"{name} {value!r} is not one of {', '.join(allowed)}")
         if not 1 <= self.disks <= 4:
             out.append(f"disks must be 1..4, not {self.disks}")
+        if self.skew_s < 0:
+            out.append(f"skew must be >= 0 seconds, not {self.skew_s}")
         return out
