@@ -33,6 +33,7 @@ from .apps.base import IntegrityReport
 from .framework.cycle import run_cycle
 from .framework.profiles import get as get_profile
 from .framework.runner import FAITHFUL, PROMPT
+from .report import code_name, explain
 from .settings import Settings
 from .stage import stage
 from .workload import load_history
@@ -57,10 +58,78 @@ class RunResult:
     versions: dict[str, str] = field(default_factory=dict)
     timings: dict[str, float] = field(default_factory=dict)
     error: str = ""
+    tag: str = ""
+    """The resource tag of the cycle's stand-in VMs (empty when none was built)."""
 
     @property
     def ok(self) -> bool:
         return self.verdict == oracle.APPLICATION
+
+    # Assertions for tests (the vmsnap_cycle fixture): each raises AssertionError with the
+    # readable explanation of report.explain, and returns the result for chaining.
+
+    def assert_verdict(self, verdict: str) -> RunResult:
+        """The cycle's verdict is ``verdict``."""
+        __tracebackhide__ = True
+        if verdict not in oracle.VERDICTS:
+            raise ValueError(f"unknown verdict {verdict!r}; one of {', '.join(oracle.VERDICTS)}")
+        if self.verdict != verdict:
+            raise AssertionError(explain(self.to_dict(), verdict))
+        return self
+
+    def assert_application_consistent(self) -> RunResult:
+        """The restored copy is application-consistent (and the live app was left usable)."""
+        __tracebackhide__ = True
+        return self.assert_verdict(oracle.APPLICATION)
+
+    def assert_status(self, status: int, health_code: int | None = None) -> RunResult:
+        """The framework's status (0, 1 or an error code) and, if given, its health code."""
+        __tracebackhide__ = True
+        d = self.to_dict()
+        if d["status"] == status and (health_code is None or d["health_code"] == health_code):
+            return self
+        want = f"framework status {status}"
+        if health_code is not None:
+            want += f" with health code {code_name(health_code)}"
+        raise AssertionError(
+            f"{want}, got status {d['status']} with health code {code_name(d['health_code'])}\n"
+            + explain(d, want)
+        )
+
+    def assert_quiesced(self) -> RunResult:
+        """A write on a fresh connection blocked or was refused while the app was quiesced."""
+        __tracebackhide__ = True
+        probe = self.evidence.quiesce_probe
+        if probe is None:
+            raise AssertionError(
+                "the quiesce probe did not run (no pre-script end was reached)\n"
+                + explain(self.to_dict(), "a quiesce probe")
+            )
+        if probe.get("result") not in ("blocked", "refused"):
+            raise AssertionError(
+                f"a write on a fresh connection was {probe.get('result')} between the end of "
+                "the pre-script and the snapshot: the application was not held still\n"
+                f"  probe: {probe.get('detail') or probe.get('error')}\n"
+                "    -> Keep the lock in a session that outlives the pre-script (a background "
+                "holder released by the post-script), and return from the pre-script only once "
+                "the lock is held."
+            )
+        return self
+
+    def assert_live(self) -> RunResult:
+        """After the post-script the application accepted writes again within the bound."""
+        __tracebackhide__ = True
+        if self.evidence.liveness_ok is True:
+            return self
+        live = self.evidence.liveness or {}
+        last = live.get("last") or {}
+        detail = f"{last.get('result')}: {last.get('detail')}" if last else live.get("error")
+        raise AssertionError(
+            "after the post-script the application could not write within "
+            f"{LIVENESS_BOUND_S:.0f} s: {detail or 'the liveness probe did not run'}\n"
+            "    -> The post-script must undo everything the pre-script did (unlock, "
+            "read_only off, unpause)."
+        )
 
     def to_dict(self) -> dict[str, Any]:
         c = self.cycle
@@ -106,6 +175,7 @@ class RunResult:
             "versions": self.versions,
             "timings": {k: round(v, 3) for k, v in self.timings.items()},
             "error": self.error,
+            "tag": self.tag,
         }
 
 
@@ -191,16 +261,41 @@ def _run_dir(settings: Settings, result: RunResult) -> None:
     result.verdict, result.reasons = verdict.verdict, verdict.reasons
 
 
-def _run_vm(settings: Settings, result: RunResult, hooks: dict[str, Callable[..., Any]]) -> None:
+@dataclass
+class StandIn:
+    """A started stand-in VM with its application provisioned and running (see :func:`stand_in`)."""
+
+    settings: Settings
+    tag: str
+    app: Any
+    vm: Any
+    disks: list[Any]
+    backend: Any
+    pool: Any
+    workdir: Path
+    versions: dict[str, str] = field(default_factory=dict)
+    timings: dict[str, float] = field(default_factory=dict)
+
+
+@contextlib.contextmanager
+def stand_in(
+    settings: Settings, name: str = "source", *, timings: dict[str, float] | None = None
+) -> Iterator[StandIn]:
+    """Build a stand-in VM as ``settings`` describe and release it on exit, whatever happens.
+
+    A fresh tag, the reflink pool, the snapshot backend, one disk per spec of the app's layout
+    (attached), the host VM started on them, the user's config and scripts installed (when a
+    config is given), the application provisioned and running. Needs root. ``timings`` (if
+    given) is filled as the build goes (``vm_build_s``, ``provision_s``).
+    """
     from .vm import disks as vmdisks
     from .vm import names, snapshot
-    from .vm.driver import drive_cycle
     from .vm.host import HostVM
 
-    clock = _Clock()
     app = get_app(settings.app)
     tag = names.new_tag()
     specs = app.layout(settings.disks, settings.fs)
+    timings = {} if timings is None else timings
     with contextlib.ExitStack() as stack:
         t = time.monotonic()
         pool_fs = "btrfs" if settings.snapshot == "btrfs" else "xfs"
@@ -219,21 +314,43 @@ def _run_vm(settings: Settings, result: RunResult, hooks: dict[str, Callable[...
             disk_dir = dataclasses.replace(pool, path=subvol)
         source_disks = []
         for spec in specs:
-            disk = vmdisks.create_disk(disk_dir, tag, "source", spec)
+            disk = vmdisks.create_disk(disk_dir, tag, name, spec)
             stack.callback(_remove_image, disk)
             vmdisks.attach(disk)
             stack.callback(vmdisks.detach, disk)
             source_disks.append(disk)
-        vm = HostVM("source", source_disks, tag=tag).start()
+        vm = HostVM(name, source_disks, tag=tag).start()
         stack.callback(vm.stop)
-        result.timings["vm_build_s"] = time.monotonic() - t
+        timings["vm_build_s"] = time.monotonic() - t
 
-        assert settings.config is not None
-        stage(vm.path("/"), settings.config, settings.pre, settings.post, settings.owner)
+        if settings.config is not None:
+            stage(vm.path("/"), settings.config, settings.pre, settings.post, settings.owner)
         t = time.monotonic()
         app.provision(vm)
-        result.timings["provision_s"] = time.monotonic() - t
-        result.versions = app.versions(vm)
+        timings["provision_s"] = time.monotonic() - t
+        versions = app.versions(vm)
+        yield StandIn(
+            settings, tag, app, vm, source_disks, backend, pool, workdir, versions, timings
+        )
+
+
+def _run_vm(settings: Settings, result: RunResult, hooks: dict[str, Callable[..., Any]]) -> None:
+    from .vm import disks as vmdisks
+    from .vm import snapshot
+    from .vm.driver import drive_cycle
+    from .vm.host import HostVM
+
+    clock = _Clock()
+    assert settings.config is not None
+    # Two stacks, the stand-in's outside: released in the same order as one stack would.
+    with (
+        stand_in(settings, "source", timings=result.timings) as si,
+        contextlib.ExitStack() as stack,
+    ):
+        app, tag, vm, backend, workdir = si.app, si.tag, si.vm, si.backend, si.workdir
+        source_disks = si.disks
+        result.tag = tag
+        result.versions = si.versions
 
         history = workdir / "history.jsonl"
         stop_file = workdir / "workload.stop"
