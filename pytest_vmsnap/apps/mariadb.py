@@ -1,0 +1,515 @@
+"""MariaDB 10.11 (Debian's ``mariadb-server``) laid out as on a Debian server.
+
+Inside the stand-in VM: datadir ``/var/lib/mysql`` (the VM's first disk), socket
+``/run/mysqld/mysqld.sock`` (also reachable as ``/var/run/mysqld/mysqld.sock``; ``/run`` is
+VM-private), TCP port 3306 on the VM's own 127.0.0.1, ``root`` authenticated by unix socket, so
+users' scripts run plain ``mysql -e ...`` / ``mariadb -e ...`` as root. The settings are written
+to ``/etc/mysql/conf.d/vmsnap.cnf`` (the VM's ``/etc`` is a private overlay: the host's file is
+never touched) and the server is started from the stock option chain
+(``--defaults-file=/etc/mysql/my.cnf``, which includes ``conf.d``), so the stock clients find
+the socket. The error log is ``/run/mysqld/error.log``: per VM, never on the snapshotted disks,
+so a restored server's log holds only its own start. The server is started by this module in
+the background (``mariadbd --user=mysql``; no systemd, no ``mysqld_safe``).
+
+Disks: 1 disk = ``/var/lib/mysql``; 2 disks = the InnoDB redo log
+(``innodb_log_group_home_dir``) on ``/var/lib/mysql-log``; more = extra unused disks
+``/srv/diskN``.
+
+Schema (database ``vmsnap``): ``vmsnap_log``, ``vmsnap_bank`` and ``vmsnap_probe`` are InnoDB
+(crash-safe: a snapshot of a running server only needs the redo replay). One extra table,
+``vmsnap_events`` (seq, writer, at), is **MyISAM** on purpose, and every ``append`` writes the
+same seq to it as well: MyISAM is not crash-safe, a snapshot taken while it is open for writing
+restores as "not closed properly" (repair needed) unless the quiesce script holds
+``FLUSH TABLES WITH READ LOCK`` through the snapshot, which flushes and closes it. That is the
+classic case where only a held lock makes the backup application-consistent. The oracle reads
+the log and the bank only (InnoDB); the MyISAM table shows up in ``start`` (repair evidence)
+and ``integrity``.
+
+The application user ``vmsnap_app`` (at ``127.0.0.1`` and ``localhost``, password
+``base.APP_PASSWORD``) has data privileges on ``vmsnap.*`` only: no SUPER, no READ_ONLY ADMIN,
+so a server in ``read_only`` mode refuses its writes (root's writes go through). Client:
+PyMySQL over TCP, autocommit off.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import os
+import re
+import time
+from pathlib import Path
+from typing import Any, ClassVar
+
+from ..vm.model import DiskSpec
+from .base import (
+    APP_PASSWORD,
+    APP_USER,
+    BANK_ACCOUNTS,
+    BANK_TOTAL,
+    App,
+    Client,
+    IntegrityReport,
+    StartReport,
+    State,
+    VmLike,
+)
+
+DATADIR = "/var/lib/mysql"
+LOG_DIR = "/var/lib/mysql-log"
+RUN_DIR = "/run/mysqld"
+SOCKET = f"{RUN_DIR}/mysqld.sock"
+PID_FILE = f"{RUN_DIR}/mysqld.pid"
+ERROR_LOG = f"{RUN_DIR}/error.log"
+CNF = "/etc/mysql/conf.d/vmsnap.cnf"
+DEFAULTS = "/etc/mysql/my.cnf"
+HOST = "127.0.0.1"
+PORT = 3306
+DB = "vmsnap"
+MYISAM_TABLE = "vmsnap_events"
+
+# Errors that mean "the store said no" and "the write did not finish in time".
+REFUSED_CODES = {
+    1290: "read-only (ER_OPTION_PREVENTS_STATEMENT)",
+    1836: "read-only mode (ER_READ_ONLY_MODE)",
+    1223: "conflicting read lock (ER_CANT_UPDATE_WITH_READLOCK)",
+    1142: "command denied",
+}
+BLOCKED_CODES = {
+    1205: "lock wait timeout",
+    1969: "max_statement_time exceeded",
+    3024: "max_execution_time exceeded",
+}
+
+_RECOVERY = re.compile(
+    r"Starting crash recovery|To recover:|Starting final batch to recover|"
+    r"Rolled back recovered transaction|Rollback of non-prepared transactions|"
+    r"recovered pages|Aria engine: starting recovery|Aria engine: recovery done|"
+    r"in XA prepared state|log sequence number .* between the checkpoint",
+    re.IGNORECASE,
+)
+_REPAIR = re.compile(
+    r"marked as crashed|not closed properly|hasn't closed the table properly|"
+    r"should be repaired|Checking table|Recovering table|Auto-?recover|Table .* is corrupt|"
+    r"Got error .* when reading table|Incorrect key file",
+    re.IGNORECASE,
+)
+
+
+_STATUS_OK = ("OK", "Table is already up to date")
+
+
+def _config(split_log: bool) -> str:
+    lines = [
+        "# Written by pytest-vmsnap for this stand-in VM (its /etc is a private overlay).",
+        "# Debian layout: datadir /var/lib/mysql, socket /run/mysqld/mysqld.sock, port 3306.",
+        "[client]",
+        f"socket = {SOCKET}",
+        "",
+        "[mysqld]",
+        "user = mysql",
+        f"datadir = {DATADIR}",
+        f"socket = {SOCKET}",
+        f"pid-file = {PID_FILE}",
+        f"port = {PORT}",
+        f"bind-address = {HOST}",
+        f"log-error = {ERROR_LOG}",
+        "skip-name-resolve",
+        "ignore-db-dirs = lost+found",
+        "# Durable commits: an acknowledged COMMIT is in the redo log on disk.",
+        "innodb_flush_log_at_trx_commit = 1",
+        "innodb_buffer_pool_size = 64M",
+        "innodb_log_file_size = 32M",
+        "performance_schema = OFF",
+    ]
+    if split_log:
+        lines.append(f"innodb_log_group_home_dir = {LOG_DIR}")
+    return "\n".join(lines) + "\n"
+
+
+def _is_mount(vm: VmLike, inside: str) -> bool:
+    """Whether ``inside`` is a disk of the VM (a mount point), seen through ``vm.path``."""
+    path = Path(vm.path(inside))
+    try:
+        return path.is_dir() and path.stat().st_dev != path.parent.stat().st_dev
+    except OSError:
+        return False
+
+
+def _prepare(vm: VmLike) -> bool:
+    """Write the config and the run directory; own the disks by ``mysql``. True if split."""
+    import pwd
+
+    split = _is_mount(vm, LOG_DIR)
+    mysql = pwd.getpwnam("mysql")
+    cnf = Path(vm.path(CNF))
+    cnf.parent.mkdir(parents=True, exist_ok=True)
+    cnf.write_text(_config(split))
+    cnf.chmod(0o644)
+    run = Path(vm.path(RUN_DIR))
+    run.mkdir(parents=True, exist_ok=True)
+    os.chown(run, mysql.pw_uid, mysql.pw_gid)
+    run.chmod(0o755)
+    for inside in (DATADIR, LOG_DIR) if split else (DATADIR,):
+        os.chown(vm.path(inside), mysql.pw_uid, mysql.pw_gid)
+        Path(vm.path(inside)).chmod(0o750)
+    return split
+
+
+def _sql(vm: VmLike, sql: str, *, check: bool = True, timeout: float = 60) -> str:
+    """Run SQL as root over the unix socket inside the VM; tab-separated rows."""
+    done = vm.run(
+        ["mariadb", "--batch", "--skip-column-names", "--connect-timeout=10", "-e", sql],
+        check=check,
+        timeout=timeout,
+    )
+    return done.stdout.decode(errors="replace")
+
+
+def _log_size(vm: VmLike) -> int:
+    try:
+        return Path(vm.path(ERROR_LOG)).stat().st_size
+    except OSError:
+        return 0
+
+
+def _read_log(vm: VmLike, offset: int = 0) -> str:
+    """The error log from ``offset`` (the size it had before this start)."""
+    try:
+        with open(vm.path(ERROR_LOG), "rb") as f:
+            f.seek(offset)
+            return f.read().decode(errors="replace")
+    except OSError:
+        return ""
+
+
+def _launch(vm: VmLike) -> Any:
+    import subprocess
+
+    return vm.popen(
+        ["mariadbd", f"--defaults-file={DEFAULTS}", "--user=mysql"],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+
+
+def _wait_ready(vm: VmLike, proc: Any, deadline: float, offset: int = 0) -> str:
+    """Poll ``mariadb-admin ping`` until ``deadline``; '' when ready, else why not."""
+    while True:
+        if proc.poll() is not None:
+            tail = _read_log(vm, offset).strip().splitlines()[-5:]
+            return f"mariadbd exited ({proc.returncode}): " + " | ".join(tail)
+        left = deadline - time.monotonic()
+        if left <= 0:
+            return "mariadbd did not answer mariadb-admin ping before the deadline"
+        if Path(vm.path(SOCKET)).exists():
+            done = vm.run(
+                ["mariadb-admin", "--connect-timeout=2", "ping"],
+                check=False,
+                timeout=max(1.0, min(5.0, left)),
+            )
+            if done.returncode == 0:
+                return ""
+        time.sleep(0.05)
+
+
+def _provision_sql() -> str:
+    rows = ", ".join(f"({i}, {BANK_TOTAL // BANK_ACCOUNTS})" for i in range(1, BANK_ACCOUNTS + 1))
+    hosts = ("127.0.0.1", "localhost")
+    users = ", ".join(f"'{APP_USER}'@'{h}'" for h in hosts)
+    create = ", ".join(f"'{APP_USER}'@'{h}' IDENTIFIED BY '{APP_PASSWORD}'" for h in hosts)
+    return f"""
+CREATE DATABASE IF NOT EXISTS {DB};
+CREATE TABLE IF NOT EXISTS {DB}.vmsnap_log (
+  seq BIGINT PRIMARY KEY, writer INT NOT NULL, at DOUBLE NOT NULL) ENGINE=InnoDB;
+CREATE TABLE IF NOT EXISTS {DB}.vmsnap_bank (
+  id INT PRIMARY KEY, balance BIGINT NOT NULL) ENGINE=InnoDB;
+CREATE TABLE IF NOT EXISTS {DB}.vmsnap_probe (
+  id BIGINT AUTO_INCREMENT PRIMARY KEY, at DOUBLE NOT NULL) ENGINE=InnoDB;
+CREATE TABLE IF NOT EXISTS {DB}.{MYISAM_TABLE} (
+  seq BIGINT PRIMARY KEY, writer INT NOT NULL, at DOUBLE NOT NULL) ENGINE=MyISAM;
+INSERT IGNORE INTO {DB}.vmsnap_bank (id, balance) VALUES {rows};
+CREATE USER IF NOT EXISTS {create};
+GRANT SELECT, INSERT, UPDATE, DELETE ON {DB}.* TO {users};
+FLUSH TABLES;
+"""
+
+
+def _check_rows(out: str) -> list[tuple[str, str, str, str]]:
+    rows = []
+    for line in out.splitlines():
+        parts = line.split("\t")
+        if len(parts) == 4:
+            rows.append((parts[0], parts[1], parts[2], parts[3]))
+    return rows
+
+
+def _tables(vm: VmLike, where: str) -> list[str]:
+    out = _sql(
+        vm,
+        "SELECT CONCAT('`', TABLE_SCHEMA, '`.`', TABLE_NAME, '`') FROM information_schema.TABLES "
+        f"WHERE TABLE_TYPE = 'BASE TABLE' AND {where} ORDER BY TABLE_SCHEMA, TABLE_NAME",
+    )
+    return [t for t in out.split() if t]
+
+
+class MariadbClient(Client):
+    """PyMySQL connection as ``vmsnap_app`` to 127.0.0.1:3306, database ``vmsnap``."""
+
+    read_grace_s = 1.0
+    """How much longer than a probe's timeout the client waits on the socket."""
+
+    def __init__(self, timeout_s: float = 10.0) -> None:
+        import pymysql
+
+        self.timeout_s = timeout_s
+        self.conn = pymysql.connect(**self._params(timeout_s, timeout_s))
+
+    @staticmethod
+    def _params(connect_s: float, read_s: float) -> dict[str, Any]:
+        return {
+            "host": HOST,
+            "port": PORT,
+            "user": APP_USER,
+            "password": APP_PASSWORD,
+            "database": DB,
+            "autocommit": False,
+            "connect_timeout": max(0.1, connect_s),
+            "read_timeout": max(0.1, read_s),
+            "write_timeout": max(0.1, read_s),
+        }
+
+    def _rollback(self) -> None:
+        with contextlib.suppress(Exception):
+            self.conn.rollback()
+
+    def append(self, seq: int, writer: int) -> None:
+        at = time.time()
+        try:
+            with self.conn.cursor() as cur:
+                cur.execute(
+                    "INSERT INTO vmsnap_log (seq, writer, at) VALUES (%s, %s, %s)",
+                    (seq, writer, at),
+                )
+                # MyISAM: applied at once, outside the transaction.
+                cur.execute(
+                    f"INSERT INTO {MYISAM_TABLE} (seq, writer, at) VALUES (%s, %s, %s)",
+                    (seq, writer, at),
+                )
+            self.conn.commit()
+        except BaseException:
+            self._rollback()
+            raise
+
+    def transfer(self, src: int, dst: int, amount: int) -> None:
+        try:
+            with self.conn.cursor() as cur:
+                cur.execute(
+                    "UPDATE vmsnap_bank SET balance = balance - %s WHERE id = %s", (amount, src)
+                )
+                cur.execute(
+                    "UPDATE vmsnap_bank SET balance = balance + %s WHERE id = %s", (amount, dst)
+                )
+            self.conn.commit()
+        except BaseException:
+            self._rollback()
+            raise
+
+    def probe_write(self, timeout_s: float) -> tuple[str, str]:
+        """One INSERT into ``vmsnap_probe`` on a fresh connection, bounded three ways.
+
+        Server side: ``max_statement_time`` (fractional seconds, fires first) and
+        ``lock_wait_timeout``/``innodb_lock_wait_timeout`` (whole seconds); client side: a socket
+        read timeout ``read_grace_s`` later. A statement left running after a socket timeout is
+        ended from this client's own connection (``KILL <id>``: a user may kill its own
+        threads), so it never lands.
+        """
+        import pymysql
+
+        timeout_s = max(0.1, timeout_s)
+        whole = max(1, math.ceil(timeout_s))
+        began = time.monotonic()
+        thread = 0
+        probe = None
+        try:
+            probe = pymysql.connect(**self._params(timeout_s, timeout_s + self.read_grace_s))
+            thread = probe.thread_id()
+            with probe.cursor() as cur:
+                cur.execute(
+                    f"SET SESSION lock_wait_timeout = {whole}, "
+                    f"innodb_lock_wait_timeout = {whole}, max_statement_time = {timeout_s:.3f}"
+                )
+                cur.execute("INSERT INTO vmsnap_probe (at) VALUES (%s)", (time.time(),))
+            probe.commit()
+        except pymysql.err.MySQLError as err:
+            code = err.args[0] if err.args and isinstance(err.args[0], int) else 0
+            text = " ".join(str(err.args[-1] if err.args else err).split())
+            took = time.monotonic() - began
+            if code in REFUSED_CODES:
+                return "refused", f"{code} {REFUSED_CODES[code]}: {text}"
+            if code in BLOCKED_CODES:
+                return "blocked", f"{code} {BLOCKED_CODES[code]} after {took:.2f} s: {text}"
+            if code in (2003, 2013) and "timed out" in text:
+                killed = self._kill(thread) if thread else "not connected"
+                return "blocked", f"no answer in {took:.2f} s ({killed}): {text}"
+            return "refused", f"{code}: {text}"
+        finally:
+            if probe is not None:
+                with contextlib.suppress(Exception):
+                    probe.close()
+        return "accepted", f"the write committed in {time.monotonic() - began:.3f} s"
+
+    def _kill(self, thread: int) -> str:
+        """End an abandoned probe connection (and its statement) from this connection."""
+        try:
+            with self.conn.cursor() as cur:
+                cur.execute(f"KILL {int(thread)}")
+            return f"connection {thread} killed"
+        except Exception as err:  # already gone is fine
+            return f"KILL {thread}: {' '.join(str(err).split())}"
+
+    def read_state(self) -> State:
+        with self.conn.cursor() as cur:
+            cur.execute("SELECT seq FROM vmsnap_log")
+            seqs = {int(row[0]) for row in cur.fetchall()}
+            cur.execute("SELECT SUM(balance), COUNT(*) FROM vmsnap_bank")
+            total, rows = cur.fetchone()
+        self._rollback()  # end the read snapshot
+        return State(seqs, None if total is None else int(total), int(rows))
+
+    def close(self) -> None:
+        self.conn.close()
+
+
+class MariadbApp(App):
+    """MariaDB server, Debian layout, started in the background inside the VM."""
+
+    name: ClassVar[str] = "mariadb"
+
+    def layout(self, disks: int, fs: str) -> list[DiskSpec]:
+        specs = [DiskSpec("data", DATADIR, 512, fs)]  # type: ignore[arg-type]
+        if disks >= 2:
+            specs.append(DiskSpec("redo", LOG_DIR, 512, fs))  # type: ignore[arg-type]
+        for i in range(3, disks + 1):
+            specs.append(DiskSpec(f"disk{i}", f"/srv/disk{i}", 512, fs))  # type: ignore[arg-type]
+        return specs
+
+    def provision(self, vm: VmLike) -> None:
+        _prepare(vm)
+        vm.run(
+            [
+                "mariadb-install-db",
+                f"--defaults-file={DEFAULTS}",
+                "--user=mysql",
+                f"--datadir={DATADIR}",
+                "--skip-test-db",
+                "--auth-root-authentication-method=socket",
+            ],
+            timeout=120,
+        )
+        offset = _log_size(vm)
+        proc = _launch(vm)
+        why = _wait_ready(vm, proc, time.monotonic() + 60, offset)
+        if why:
+            raise RuntimeError(f"MariaDB did not start after provisioning: {why}")
+        _sql(vm, _provision_sql())
+
+    def start(self, vm: VmLike, deadline_s: float) -> StartReport:
+        began = time.monotonic()
+        try:
+            _prepare(vm)
+            offset = _log_size(vm)
+            proc = _launch(vm)
+        except Exception as err:
+            return StartReport(False, time.monotonic() - began, error=str(err))
+        why = _wait_ready(vm, proc, began + deadline_s, offset)
+        if why:
+            report = self._evidence(_read_log(vm, offset), [])
+            report.started, report.seconds, report.error = False, time.monotonic() - began, why
+            return report
+        seconds = time.monotonic() - began
+        # MyISAM/Aria are not crash-safe: ask each table whether it was closed properly.
+        checks: list[tuple[str, str, str, str]] = []
+        with contextlib.suppress(Exception):
+            tables = _tables(
+                vm, f"TABLE_SCHEMA IN ('{DB}', 'mysql') AND ENGINE IN ('MyISAM', 'Aria')"
+            )
+            if tables:
+                checks = _check_rows(_sql(vm, "CHECK TABLE " + ", ".join(tables)))
+        report = self._evidence(_read_log(vm, offset), checks)
+        report.started, report.seconds = True, seconds
+        return report
+
+    @staticmethod
+    def _evidence(log: str, checks: list[tuple[str, str, str, str]]) -> StartReport:
+        repair: list[str] = []
+        recovery: list[str] = []
+        for table, _op, kind, text in checks:
+            kind = kind.lower()
+            if (
+                kind == "error"
+                or (kind == "warning" and _REPAIR.search(text))
+                or (kind == "status" and text not in _STATUS_OK)
+            ):
+                repair.append(f"CHECK TABLE {table}: {kind}: {text}")
+        for line in log.splitlines():
+            line = line.strip()
+            if _REPAIR.search(line):
+                repair.append(line)
+            elif _RECOVERY.search(line):
+                recovery.append(line)
+        recovery.sort(key=lambda line: "InnoDB" not in line)  # the redo replay first
+        return StartReport(
+            started=False,
+            seconds=0.0,
+            recovery_ran=bool(recovery),
+            repair_needed=bool(repair),
+            evidence=(repair + recovery)[:40],
+        )
+
+    def stop(self, vm: VmLike) -> None:
+        vm.run(["mariadb-admin", "--connect-timeout=5", "shutdown"], check=False, timeout=120)
+        deadline = time.monotonic() + 30
+        while Path(vm.path(PID_FILE)).exists() and time.monotonic() < deadline:
+            time.sleep(0.05)
+
+    def integrity(self, vm: VmLike) -> IntegrityReport:
+        tables = _tables(vm, f"TABLE_SCHEMA IN ('{DB}', 'mysql')")
+        if not tables:
+            return IntegrityReport(ok=False, details=[f"no tables found in {DB} and mysql"])
+        rows = _check_rows(_sql(vm, "CHECK TABLE " + ", ".join(tables), timeout=300))
+        details: list[str] = []
+        status: dict[str, str] = {}
+        for table, _op, kind, text in rows:
+            if kind.lower() == "status":
+                status[table] = text
+            if kind.lower() != "status" or text not in _STATUS_OK:
+                details.append(f"{table}: {kind}: {text}")
+        checked = {t.replace("`", "") for t in tables}
+        missing = sorted(checked - set(status))
+        details.extend(f"{t}: no status row" for t in missing)
+        ok = not missing and all(v in _STATUS_OK for v in status.values())
+        details.insert(0, f"CHECK TABLE on {len(tables)} tables: {'all OK' if ok else 'FAILED'}")
+        return IntegrityReport(ok=ok, details=details[:40])
+
+    def versions(self, vm: VmLike) -> dict[str, str]:
+        out: dict[str, str] = {}
+        server = vm.run(["mariadbd", "--version"], check=False).stdout.decode().split()
+        out["mariadbd"] = server[2] if len(server) > 2 else " ".join(server) or "?"
+        live = _sql(vm, "SELECT VERSION()", check=False).strip()
+        out["server"] = live or "?"
+        try:
+            import pymysql
+
+            out["pymysql"] = pymysql.__version__
+        except ImportError:
+            out["pymysql"] = "not installed"
+        return out
+
+    def client(self, timeout_s: float = 10.0) -> Client:
+        return MariadbClient(timeout_s)
+
+
+APP = MariadbApp()
