@@ -1,0 +1,13 @@
+#!/bin/sh
+# BROKEN on purpose (teaching example): BGSAVE and exit 0 at once.
+#
+# The shape of NetApp Verda `Redis/redis-hook.sh`: BGSAVE only starts a forked child that
+# writes temp-<pid>.rdb and renames it over dump.rdb when done; the hook returns before that,
+# without waiting for rdb_bgsave_in_progress:0 or a new LASTSAVE, and nothing stops writes.
+# The snapshot then holds the previous dump.rdb (valid but stale) plus maybe a half-written
+# temp file, and writes land during the snapshot. Here appendonly + appendfsync always still
+# gives a crash-consistent AOF; a store persisted by RDB only would lose everything since the
+# last completed save. A failed BGSAVE is not noticed either (exit 0 whatever happens).
+# Pair: post.sh (CLIENT UNPAUSE is a harmless no-op).
+redis-cli -s /run/redis/redis-server.sock BGSAVE
+exit 0
