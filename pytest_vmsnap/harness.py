@@ -390,7 +390,8 @@ def _run_vm(settings: Settings, result: RunResult, hooks: dict[str, Callable[...
         def take_snapshot() -> dict[str, Any]:
             if "snapshot" in hooks:
                 return hooks["snapshot"]()
-            snap = backend.take(source_disks, workdir / "snap", skew_s=settings.skew_s)
+            order = source_disks if settings.snapshot_order == "layout" else source_disks[::-1]
+            snap = backend.take(order, workdir / "snap", skew_s=settings.skew_s)
             snaps.append(snap)
             stack.callback(snapshot.delete, snap)
             return {
@@ -409,7 +410,9 @@ def _run_vm(settings: Settings, result: RunResult, hooks: dict[str, Callable[...
         driven = drive_cycle(vm, snapshot=take_snapshot, options=options, on_event=on_event)
         result.timings["framework_cycle_s"] = time.monotonic() - t
         result.cycle = driven.cycle
-        t_cycle0 = driven.events[0][1] if driven.events else clock.t0
+        # The first event (precheck_end) marks the end of the timeline's first phase.
+        first = driven.cycle["timeline"][0]["end_s"] if driven.cycle["timeline"] else 0.0
+        t_cycle0 = driven.events[0][1] - first if driven.events else clock.t0
         result.timeline = [
             {
                 "phase": p["phase"],
@@ -419,7 +422,9 @@ def _run_vm(settings: Settings, result: RunResult, hooks: dict[str, Callable[...
             for p in driven.cycle["timeline"]
         ]
 
+        t = time.monotonic()
         live = _probe(vm, "live", settings.app, ["--bound", str(LIVENESS_BOUND_S)])
+        result.timings["liveness_s"] = time.monotonic() - t
         result.probes.append({"probe": "liveness", "at_s": clock.rel(time.monotonic()), **live})
         oracle.judge_probes(result.evidence, settings.quiesce, probe or None, live)
         time.sleep(0.1)
@@ -455,9 +460,11 @@ def _run_vm(settings: Settings, result: RunResult, hooks: dict[str, Callable[...
         result.timings["restore_start_s"] = time.monotonic() - t
         integrity: IntegrityReport | None = None
         state: dict[str, Any] | None = None
+        t = time.monotonic()
         if start.started:
             integrity = app.integrity(vm2)
             state = _probe(vm2, "state", settings.app, [])
+        result.timings["verify_s"] = time.monotonic() - t
         oracle.check_restore(
             result.evidence,
             start,
