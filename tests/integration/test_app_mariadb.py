@@ -97,6 +97,7 @@ def install_scripts(vm: HostVM) -> None:
     target.mkdir(parents=True, exist_ok=True)
     for script in SCRIPTS.glob("*.sh"):
         shutil.copy2(script, target / script.name)
+        (target / script.name).chmod(0o700)  # git keeps only 755; the framework wants 700
 
 
 def run_script(vm: HostVM, name: str, *args: str) -> subprocess.CompletedProcess[bytes]:
@@ -296,8 +297,6 @@ def test_restore_frozen_copies_with_and_without_lock(
 def test_sample_scripts(simple_vm: Callable[..., HostVM]) -> None:
     vm, _ = provisioned(simple_vm)
     install_scripts(vm)
-    for script in SCRIPTS.glob("*.sh"):
-        assert script.stat().st_mode & 0o777 == 0o700, script
 
     # post.sh without a holder: nothing to release.
     post = run_script(vm, "post.sh")
