@@ -1,12 +1,19 @@
 """pytest entry point: ``pytest --vmsnap`` collects the zero-code battery.
 
-Without ``--vmsnap`` the plugin only registers its options and marker: nothing else is imported
-or run. Each setting is an ini key (``vmsnap_config`` ...) and a command-line option
-(``--vmsnap-config`` ...); the option wins. Paths in the ini file are relative to that file.
+Without ``--vmsnap`` the plugin only registers its options, marker and fixtures
+(:mod:`pytest_vmsnap.fixtures`): nothing else is imported or run. Each setting is an ini key
+(``vmsnap_config`` ...) and a command-line option (``--vmsnap-config`` ...); the option wins.
+Paths in the ini file are relative to that file.
+
+Every cycle a test runs (battery items and ``vmsnap_cycle``) travels to the summary on its test
+report (``report.vmsnap_runs``, plain JSON data), so under pytest-xdist the controller prints
+the summary and writes the per-cycle JSON files for all workers.
 """
 
 from __future__ import annotations
 
+import json
+import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -14,6 +21,12 @@ import pytest
 
 if TYPE_CHECKING:
     from .battery import Check, Context
+
+# The user fixtures (vmsnap_settings, vmsnap_vm, vmsnap_cycle...); that module is cheap too.
+pytest_plugins = ["pytest_vmsnap.fixtures"]
+
+PENDING_RUNS = pytest.StashKey[list[tuple[str, Any]]]()
+"""Cycles a test ran that its next report will carry: ``(name, RunResult)``."""
 
 OPTIONS: dict[str, str] = {
     "config": "path of the VMSnapshotScriptPluginConfig.json to prove",
@@ -52,6 +65,7 @@ def pytest_configure(config: pytest.Config) -> None:
         "vmsnap(**settings): settings for the vmsnap fixtures "
         "(app=, disks=, fs=, profile=, snapshot=, quiesce=)",
     )
+    config.pluginmanager.register(VmsnapReporter(config), "vmsnap-reporter")
     if config.getoption("vmsnap"):
         config.pluginmanager.register(VmsnapSession(config), "vmsnap-session")
 
@@ -80,8 +94,18 @@ def settings_from(config: pytest.Config) -> Any:
         values[key] = value
     report = values.pop("report", None)
     if "disks" in values:
-        values["disks"] = int(values["disks"])
+        try:
+            values["disks"] = int(values["disks"])
+        except ValueError:
+            raise pytest.UsageError(
+                f"vmsnap: disks must be a whole number, not {values['disks']!r}"
+            ) from None
     return Settings(report_dir=report, **values)
+
+
+def record_run(item: pytest.Item, name: str, run: Any) -> None:
+    """Queue a cycle (a RunResult) for the summary: it travels on ``item``'s next report."""
+    item.stash.setdefault(PENDING_RUNS, []).append((name, run))
 
 
 class VmsnapItem(pytest.Item):
@@ -93,10 +117,14 @@ class VmsnapItem(pytest.Item):
         self.context = context
 
     def runtest(self) -> None:
+        before = set(self.context.runs)
         self.context.used.clear()
         try:
             self.check.func(self.context)
         finally:
+            for key, run in self.context.runs.items():
+                if key not in before:
+                    record_run(self, key, run)
             # JUnit XML carries the verdict and codes of the cycles this check ran or used.
             for key in dict.fromkeys(self.context.used):
                 d = self.context.runs[key].to_dict()
@@ -115,51 +143,125 @@ class VmsnapItem(pytest.Item):
         return Path(settings.config or "."), 0, f"vmsnap: {self.name}"
 
 
+class VmsnapBattery(pytest.Collector):
+    """The battery's collector (node id ``vmsnap``; items ``vmsnap::lint`` ...)."""
+
+    def __init__(self, *, context: Context, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.context = context
+
+    def collect(self) -> list[pytest.Item]:
+        from .battery import battery
+
+        return [
+            VmsnapItem.from_parent(self, name=check.name, check=check, context=self.context)
+            for check in battery(self.context.settings)
+        ]
+
+
 class VmsnapSession:
-    """Registered only with ``--vmsnap``: adds the battery and the summary."""
+    """Registered only with ``--vmsnap``: checks the settings and adds the battery.
+
+    One instance per pytest process: under pytest-xdist each worker has its own context (its
+    own cycles); the controller only checks the settings.
+    """
 
     def __init__(self, config: pytest.Config) -> None:
         self.config = config
         self.context: Context | None = None
 
+    def pytest_sessionstart(self, session: pytest.Session) -> None:
+        # Before collection and before xdist starts its workers: one line, exit code 4.
+        problems = settings_from(self.config).problems()
+        if problems:
+            raise pytest.UsageError("vmsnap: " + "; ".join(problems))
+
+    @pytest.hookimpl(tryfirst=True)
     def pytest_collection_modifyitems(
         self, session: pytest.Session, config: pytest.Config, items: list[pytest.Item]
     ) -> None:
-        from .battery import Context, battery
+        # First, so -k/-m deselect battery items too; collected through the hooks, so the
+        # terminal counts them.
+        from .battery import Context
 
-        settings = settings_from(config)
-        problems = settings.problems()
-        if problems:
-            raise pytest.UsageError("vmsnap: " + "; ".join(problems))
-        self.context = Context(settings)
-        for check in battery(settings):
-            items.append(
-                VmsnapItem.from_parent(
-                    session, name=f"vmsnap: {check.name}", check=check, context=self.context
-                )
-            )
+        self.context = Context(settings_from(config))
+        node = VmsnapBattery.from_parent(
+            session, name="vmsnap", nodeid="vmsnap", context=self.context
+        )
+        session.ihook.pytest_collectstart(collector=node)
+        rep = session.ihook.pytest_make_collect_report(collector=node)
+        session.ihook.pytest_collectreport(report=rep)
+        items.extend(x for x in rep.result if isinstance(x, pytest.Item))
+
+
+class VmsnapReporter:
+    """Always registered: carries cycles on reports, writes their JSON, prints the summary."""
+
+    def __init__(self, config: pytest.Config) -> None:
+        self.config = config
+        self.is_worker = hasattr(config, "workerinput")
+        self.runs: dict[str, dict[str, Any]] = {}
+        self.page: Path | None = None
+
+    @pytest.hookimpl(wrapper=True)
+    def pytest_runtest_makereport(self, item: pytest.Item, call: Any) -> Any:
+        report = yield
+        pending = item.stash.get(PENDING_RUNS, None)
+        if pending:
+            worker = os.environ.get("PYTEST_XDIST_WORKER", "")
+            report.vmsnap_runs = [
+                {"name": name, "worker": worker, "run": _plain(run.to_dict())}
+                for name, run in pending
+            ]
+            pending.clear()
+        return report
+
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        if self.is_worker:
+            return  # the controller collects them
+        for entry in getattr(report, "vmsnap_runs", None) or ():
+            name = entry["name"] + (f" [{entry['worker']}]" if entry.get("worker") else "")
+            self.runs[name] = entry["run"]
+            report_dir = self.report_dir()
+            if report_dir:
+                from .report import write_json
+
+                write_json(report_dir, name, entry["run"])
+
+    def report_dir(self) -> Path | None:
+        value, base = read_setting(self.config, "report")
+        return (base / value).resolve() if value else None
+
+    def pytest_sessionfinish(self, session: pytest.Session) -> None:
+        report_dir = self.report_dir()
+        if self.runs and report_dir and not self.is_worker:
+            from .html_report import write_html
+
+            self.page = write_html(report_dir, self.runs)
 
     def pytest_terminal_summary(self, terminalreporter: Any) -> None:
-        if not self.context or not self.context.runs:
+        if not self.runs:
             return
-        from .report import summary_line, write_json
+        from .report import summary_line
 
         tr = terminalreporter
         tr.section("vmsnap summary")
-        settings = self.context.settings
-        tr.write_line(
-            f"app {settings.app} | vm {settings.vm} | disks {settings.disks} "
-            f"{settings.fs} | snapshot {settings.snapshot} | profile "
-            f"{settings.profile}"
-        )
-        for key, run in self.context.runs.items():
-            tr.write_line(summary_line(key, run.to_dict()))
-        if settings.report_dir:
-            from .html_report import write_html
+        if self.config.getoption("vmsnap"):
+            settings = settings_from(self.config)
+            tr.write_line(
+                f"app {settings.app} | vm {settings.vm} | disks {settings.disks} "
+                f"{settings.fs} | snapshot {settings.snapshot} | profile "
+                f"{settings.profile}"
+            )
+        for name, run in self.runs.items():
+            tr.write_line(summary_line(name, run))
+        report_dir = self.report_dir()
+        if report_dir:
+            tr.write_line(f"per-cycle JSON: {report_dir}/*.json")
+            if self.page:
+                tr.write_line(f"HTML report: {self.page}")
 
-            runs = {key: run.to_dict() for key, run in self.context.runs.items()}
-            for key, data in runs.items():
-                write_json(Path(settings.report_dir), key, data)
-            page = write_html(Path(settings.report_dir), runs)
-            tr.write_line(f"per-cycle JSON: {settings.report_dir}/*.json")
-            tr.write_line(f"HTML report: {page}")
+
+def _plain(data: Any) -> Any:
+    """JSON-clean data (xdist sends reports between processes)."""
+    return json.loads(json.dumps(data, default=str))

@@ -1,0 +1,246 @@
+"""Fixtures and the ``vmsnap`` marker for your own tests (registered by the plugin).
+
+- ``vmsnap_settings`` (session): the :class:`~pytest_vmsnap.settings.Settings` from the
+  command-line options over the ini keys; usable without ``--vmsnap``.
+- ``vmsnap_vm`` (factory): ``box = vmsnap_vm(app="postgres", disks=2, fs="xfs", kind="host")``
+  -> a :class:`VmHandle`: a started stand-in VM (``box.vm``) with the config and scripts
+  installed and the application (``box.app``) provisioned and running; ``box.client()`` is a
+  connection to it as the application user. Released at the end of the test, pass or fail.
+- ``vmsnap_cycle`` (factory): ``result = vmsnap_cycle(config=..., pre=..., post=..., app=...)``
+  runs one complete cycle and returns the :class:`~pytest_vmsnap.harness.RunResult` with its
+  ``assert_*`` methods; the cycle shows in the vmsnap summary and the report directory.
+- ``vmsnap_sqlite``, ``vmsnap_postgres``, ``vmsnap_mariadb``, ``vmsnap_redis``: a
+  :class:`VmHandle` for that application.
+
+Settings come, strongest first, from the factory's arguments, the closest
+``@pytest.mark.vmsnap(...)`` marker, the command-line options, then the ini keys. Relative
+paths given to a factory or a marker are relative to the rootdir (ini keys: to the ini file).
+
+This module stays cheap to import: the harness, VMs and applications are imported on use.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import json
+import os
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pytest
+
+if TYPE_CHECKING:
+    from .apps.base import App, Client
+    from .harness import RunResult
+    from .settings import Settings
+
+ALIASES = {"kind": "vm", "report": "report_dir"}
+"""Argument names that differ from the Settings fields."""
+PATH_FIELDS = ("config", "pre", "post", "report_dir")
+NUMBERS = {"disks": int, "workload_seconds": float, "skew_s": float}
+
+
+def resolve_settings(
+    base: Settings, node: pytest.Item | None, overrides: dict[str, Any], where: str
+) -> Settings:
+    """``base`` changed by the ``vmsnap`` markers on ``node`` (closest wins), then by
+    ``overrides`` (the factory's arguments)."""
+    changes: dict[str, Any] = {}
+    if node is not None:
+        rootdir = Path(node.config.rootpath)
+        for mark in reversed(list(node.iter_markers("vmsnap"))):
+            if mark.args:
+                raise TypeError(
+                    f"@pytest.mark.vmsnap takes keyword arguments only, not {mark.args!r}"
+                )
+            changes.update(_normalise(mark.kwargs, "@pytest.mark.vmsnap", rootdir))
+    else:
+        rootdir = Path.cwd()
+    changes.update(_normalise(overrides, where, rootdir))
+    return base.with_(**changes)
+
+
+def _normalise(values: dict[str, Any], where: str, rootdir: Path) -> dict[str, Any]:
+    from .settings import Settings
+
+    known = {f.name for f in dataclasses.fields(Settings)} - {"extra"}
+    out: dict[str, Any] = {}
+    for key, value in values.items():
+        name = ALIASES.get(key, key)
+        if name not in known:
+            choices = ", ".join(sorted((known - set(ALIASES.values())) | set(ALIASES)))
+            raise TypeError(f"{where}: unknown vmsnap setting {key!r} (known: {choices})")
+        if value is not None and name in PATH_FIELDS:
+            value = (rootdir / Path(value)).resolve()
+        elif value is not None and name in NUMBERS:
+            value = NUMBERS[name](value)
+        out[name] = value
+    return out
+
+
+def _fail_on_problems(settings: Settings, where: str, *, need_config: bool) -> None:
+    __tracebackhide__ = True
+    if not need_config and settings.config is None:
+        # Validate everything else: any existing file stands in for the missing config.
+        settings = settings.with_(config=Path(__file__))
+    problems = settings.problems()
+    if problems:
+        pytest.fail(f"{where}: " + "; ".join(problems), pytrace=False)
+
+
+@dataclasses.dataclass
+class VmHandle:
+    """A stand-in VM with its application provisioned and running (from ``vmsnap_vm``)."""
+
+    vm: Any
+    """The VM (:class:`~pytest_vmsnap.vm.host.HostVM`): ``run(argv)``, ``popen(argv)``,
+    ``path("/etc/azure")`` (this host's path to a path inside the VM)."""
+    app: App
+    settings: Settings
+    tag: str
+    """The resource tag of everything this VM is made of (``vmsnap cleanup`` finds it)."""
+    disks: list[Any]
+    versions: dict[str, str]
+    _clients: list[Client] = dataclasses.field(default_factory=list, repr=False)
+
+    def client(self, timeout_s: float = 10.0) -> Client:
+        """A new connection to the application as the application user (made inside the VM):
+        ``append``, ``transfer``, ``probe_write(timeout_s)``, ``read_state()``, ``close()``."""
+        from .vmclient import RemoteClient
+
+        c = RemoteClient(self.vm, self.settings.app, timeout_s)
+        self._clients.append(c)
+        return c
+
+    def run(self, argv: list[str], **kwargs: Any) -> Any:
+        """``vm.run``: run a command inside the VM as root (raises on a non-zero exit unless
+        ``check=False``); returns the CompletedProcess (bytes stdout/stderr)."""
+        return self.vm.run(argv, **kwargs)
+
+    def run_script(self, which: str, *, check: bool = True, timeout: float = 120) -> Any:
+        """Run the installed pre- or post-script as the framework starts it,
+        ``sh LOCATION PARAMS...`` as root, and wait for it (no framework around it)."""
+        if which not in ("pre", "post"):
+            raise ValueError(f"which is 'pre' or 'post', not {which!r}")
+        if self.settings.config is None:
+            raise ValueError("no config was installed (vmsnap_config / vmsnap_vm(config=...))")
+        data = json.loads(self.settings.config.read_text())
+        location = data.get(f"{which}ScriptLocation")
+        if not isinstance(location, str):
+            raise ValueError(f"the config has no {which}ScriptLocation")
+        params = [str(p) for p in data.get(f"{which}ScriptParams") or []]
+        return self.vm.run(["sh", location, *params], check=check, timeout=timeout)
+
+    def _close_clients(self) -> None:
+        for c in self._clients:
+            with contextlib.suppress(Exception):
+                c.close()
+
+
+@pytest.fixture(scope="session")
+def vmsnap_settings(pytestconfig: pytest.Config) -> Settings:
+    """The vmsnap settings of this run: command-line options over ini keys."""
+    from .plugin import settings_from
+
+    return settings_from(pytestconfig)
+
+
+@pytest.fixture
+def vmsnap_vm(
+    request: pytest.FixtureRequest, vmsnap_settings: Settings
+) -> Iterator[Callable[..., VmHandle]]:
+    """Factory: ``vmsnap_vm(app=, disks=, fs=, kind="host", config=, pre=, post=, ...)`` ->
+    a :class:`VmHandle` (VM started, files installed, application provisioned and running).
+
+    Every VM is released at the end of the test. Skips without root (loop devices, mounts).
+    """
+    stack = contextlib.ExitStack()
+    count = 0
+
+    def make(**overrides: Any) -> VmHandle:
+        __tracebackhide__ = True
+        nonlocal count
+        settings = resolve_settings(vmsnap_settings, request.node, overrides, "vmsnap_vm()")
+        _fail_on_problems(settings, "vmsnap_vm()", need_config=False)
+        if settings.vm != "host":
+            pytest.fail(
+                f"vmsnap_vm(): kind {settings.vm!r} has no VM to hand out; use kind='host'",
+                pytrace=False,
+            )
+        if os.geteuid() != 0:
+            pytest.skip("vmsnap_vm needs root (loop devices, mounts, namespaces)")
+        from . import harness
+
+        count += 1
+        si = stack.enter_context(harness.stand_in(settings, f"vm{count}"))
+        handle = VmHandle(si.vm, si.app, settings, si.tag, si.disks, si.versions)
+        stack.callback(handle._close_clients)
+        return handle
+
+    with stack:
+        yield make
+
+
+@pytest.fixture
+def vmsnap_cycle(
+    request: pytest.FixtureRequest, vmsnap_settings: Settings
+) -> Callable[..., RunResult]:
+    """Factory: ``vmsnap_cycle(config=, pre=, post=, app=, ..., name=, hooks=)`` runs one
+    complete cycle (build, load, framework cycle, snapshot, restore, judge) and returns the
+    :class:`~pytest_vmsnap.harness.RunResult`: ``assert_application_consistent()``,
+    ``assert_verdict(v)``, ``assert_status(status, health_code)``, ``assert_quiesced()``,
+    ``assert_live()``. Without root the cycle runs in a directory stand-in (no freeze, no
+    snapshot: never better than ``not-taken``).
+    """
+    count = 0
+
+    def cycle(
+        *,
+        name: str | None = None,
+        hooks: dict[str, Callable[..., Any]] | None = None,
+        **overrides: Any,
+    ) -> RunResult:
+        __tracebackhide__ = True
+        nonlocal count
+        from . import harness
+        from .plugin import record_run
+
+        settings = resolve_settings(vmsnap_settings, request.node, overrides, "vmsnap_cycle()")
+        _fail_on_problems(settings, "vmsnap_cycle()", need_config=True)
+        count += 1
+        node = request.node
+        name = name or (node.name if count == 1 else f"{node.name}#{count}")
+        result = harness.run(settings, hooks=hooks)
+        record_run(node, name, result)
+        d = result.to_dict()
+        for key in ("verdict", "status", "health_code", "consistency"):
+            node.user_properties.append((f"vmsnap.{name}.{key}", d[key]))
+        return result
+
+    return cycle
+
+
+@pytest.fixture
+def vmsnap_sqlite(vmsnap_vm: Callable[..., VmHandle]) -> VmHandle:
+    """A stand-in VM running SQLite (WAL mode, ``/var/lib/app/app.db``)."""
+    return vmsnap_vm(app="sqlite")
+
+
+@pytest.fixture
+def vmsnap_postgres(vmsnap_vm: Callable[..., VmHandle]) -> VmHandle:
+    """A stand-in VM running PostgreSQL 15 (``/var/lib/postgresql/15/main``, port 5432)."""
+    return vmsnap_vm(app="postgres")
+
+
+@pytest.fixture
+def vmsnap_mariadb(vmsnap_vm: Callable[..., VmHandle]) -> VmHandle:
+    """A stand-in VM running MariaDB 10.11 (``/var/lib/mysql``, port 3306)."""
+    return vmsnap_vm(app="mariadb")
+
+
+@pytest.fixture
+def vmsnap_redis(vmsnap_vm: Callable[..., VmHandle]) -> VmHandle:
+    """A stand-in VM running Redis 7 (``/var/lib/redis``, port 6379)."""
+    return vmsnap_vm(app="redis")
