@@ -324,7 +324,14 @@ def stand_in(
         timings["vm_build_s"] = time.monotonic() - t
 
         if settings.config is not None:
-            stage(vm.path("/"), settings.config, settings.pre, settings.post, settings.owner)
+            stage(
+                vm.path("/"),
+                settings.config,
+                settings.pre,
+                settings.post,
+                settings.owner,
+                private=getattr(vm, "private_dirs", None),
+            )
         t = time.monotonic()
         app.provision(vm)
         timings["provision_s"] = time.monotonic() - t

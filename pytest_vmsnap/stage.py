@@ -15,7 +15,7 @@ import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .framework.checks import resolve
+from .framework.checks import DEFAULT_EXTENSION_DIR, resolve
 from .framework.config import PLUGIN_CONFIG
 
 
@@ -52,8 +52,13 @@ def stage(
     pre: Path | str | None = None,
     post: Path | str | None = None,
     owner: str | None = None,
+    private: list[str] | None = None,
 ) -> Staged:
-    """Install ``config`` (and ``pre``/``post`` when given) into the machine rooted at ``root``."""
+    """Install ``config`` (and ``pre``/``post`` when given) into the machine rooted at ``root``.
+
+    ``private``: the machine's directories whose writes stay in it (a stand-in VM's overlays
+    and disks); a script location outside them is refused rather than written to this host.
+    """
     root, config = Path(root), Path(config)
     if not config.is_file():
         raise StageError(f"config file {config} does not exist")
@@ -77,8 +82,19 @@ def stage(
             raise StageError(f"{which}-script {src} does not exist")
         if not loc:
             raise StageError(f"the config has no usable {which}ScriptLocation to install {src} at")
+        if private is not None and not _inside(loc, private):
+            raise StageError(
+                f"{which}ScriptLocation {loc} is outside the stand-in VM's private directories "
+                f"({', '.join(private)}): installing it would write to this host; keep scripts "
+                "under /etc/azure, /opt, /usr/local or /root"
+            )
         _install(src, resolve(root, loc), uid, gid)
     return staged
+
+
+def _inside(location: str, dirs: list[str]) -> bool:
+    path = os.path.normpath(os.path.join(DEFAULT_EXTENSION_DIR, location))
+    return any(path == d or path.startswith(d.rstrip("/") + "/") for d in dirs)
 
 
 def _install(src: Path, dst: Path, uid: int, gid: int) -> None:

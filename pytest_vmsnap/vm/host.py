@@ -1,8 +1,10 @@
 """The host stand-in VM: private mount, network and PID namespaces on this machine.
 
-The VM's disks are mounted at their real paths (``/var/lib/postgresql``...), ``/etc`` and
-``/var/lib`` are copy-on-write overlays, ``/tmp`` and ``/run`` are private, loopback is the VM's
-own (default ports never collide between VMs), and ending the VM's PID 1 ends every process in it.
+The VM's disks are mounted at their real paths (``/var/lib/postgresql``...), ``/etc``,
+``/var/lib`` and the other places users keep scripts and logs (``/opt``, ``/srv``, ``/root``,
+``/home``, ``/usr/local``, ``/var/log``...) are copy-on-write overlays whose writes stay in the VM,
+``/tmp`` and ``/run`` are private, loopback is the VM's own (default ports never collide between
+VMs), and ending the VM's PID 1 ends every process in it.
 Users' scripts run unchanged with their production paths. Loop devices are not namespaced:
 their owner (:mod:`.disks`) releases them.
 """
@@ -36,12 +38,12 @@ class HostVM:
         disks: Sequence[Disk],
         *,
         tag: str = "",
-        overlays: Sequence[str] = ("/etc", "/var/lib"),
+        overlays: Sequence[str] | None = None,
     ) -> None:
         self.name = name
         self.tag = tag
         self.disks = list(disks)
-        self.overlays = list(overlays)
+        self.overlays = list(overlays) if overlays is not None else default_overlays()
         self._proc: subprocess.Popen[bytes] | None = None
         self.pid: int | None = None
 
@@ -97,6 +99,11 @@ class HostVM:
             raise VmError(f"VM {self.name} did not start: {detail or err.strip()}")
         self.pid = self._find_init_pid()
         return self
+
+    @property
+    def private_dirs(self) -> list[str]:
+        """Directories whose writes stay inside the VM (overlays, tmpfs, the VM's disks)."""
+        return [*self.overlays, "/tmp", "/run", *(d.spec.mountpoint for d in self.disks)]
 
     def _find_init_pid(self) -> int:
         """The host PID of the VM's PID 1 (the child that ``unshare --fork`` made)."""
@@ -197,6 +204,40 @@ class HostVM:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+ALWAYS_PRIVATE = ("/etc", "/var/lib")
+MORE_PRIVATE = (
+    "/opt",
+    "/srv",
+    "/root",
+    "/home",
+    "/usr/local",
+    "/var/log",
+    "/var/opt",
+    "/var/backups",
+    "/var/spool",
+    "/var/cache",
+    "/var/mail",
+)
+
+
+def default_overlays(mountinfo: str = "/proc/self/mountinfo") -> list[str]:
+    """The directories a VM overlays: always ``/etc`` and ``/var/lib``; the others when they
+    exist and hold no mount of this host (an overlay would hide it)."""
+    try:
+        targets = [line.split()[4] for line in Path(mountinfo).read_text().splitlines()]
+    except OSError:
+        targets = []
+    keep = list(ALWAYS_PRIVATE)
+    for d in MORE_PRIVATE:
+        if (
+            os.path.isdir(d)
+            and not os.path.islink(d)
+            and not any(t == d or t.startswith(d + "/") for t in targets)
+        ):
+            keep.append(d)
+    return keep
 
 
 def _child_env() -> dict[str, str]:
