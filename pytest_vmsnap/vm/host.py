@@ -56,6 +56,7 @@ class HostVM:
             "name": self.name,
             "tag": self.tag,
             "overlays": self.overlays,
+            "keep": _must_stay_visible(),
             "mounts": [
                 {
                     "dev": d.loopdev,
@@ -238,6 +239,19 @@ def default_overlays(mountinfo: str = "/proc/self/mountinfo") -> list[str]:
         ):
             keep.append(d)
     return keep
+
+
+def _must_stay_visible() -> list[str]:
+    """What processes inside the VM need from this host: our Python, this package, the pool."""
+    from . import names
+
+    paths = {
+        sys.prefix,
+        sys.base_prefix,
+        str(Path(__file__).resolve().parents[2]),
+        str(names.vmsnap_home()),
+    }
+    return sorted(os.path.realpath(p) for p in paths)
 
 
 def _child_env() -> dict[str, str]:

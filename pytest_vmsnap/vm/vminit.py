@@ -49,11 +49,26 @@ def thaw(path: str) -> bool:
         os.close(fd)
 
 
+def _under(path: str, tops: tuple[str, ...]) -> bool:
+    return any(path == t or path.startswith(t + "/") for t in tops)
+
+
 def build(spec: dict) -> None:
     """Make this mount namespace look like the VM described by ``spec``."""
     _run(["ip", "link", "set", "lo", "up"])
+    # Paths the VM must still see under the private /tmp and /run (the Python that runs our
+    # code, this package, the pool): held by descriptor, bound back after the tmpfs mounts.
+    kept = {
+        p: os.open(p, os.O_PATH | os.O_DIRECTORY)
+        for p in spec.get("keep", [])
+        if _under(p, ("/tmp", "/run")) and os.path.isdir(p)
+    }
     _run(["mount", "-t", "tmpfs", "-o", "mode=1777,size=512m", "vmsnap-tmp", "/tmp"])
     _run(["mount", "-t", "tmpfs", "-o", "mode=755,size=256m", "vmsnap-run", "/run"])
+    for path, fd in kept.items():
+        os.makedirs(path, exist_ok=True)
+        _run(["mount", "--no-canonicalize", "--rbind", f"/proc/{os.getpid()}/fd/{fd}", path])
+        os.close(fd)
     for sub in ("lock", "user"):
         os.makedirs(f"/run/{sub}", exist_ok=True)
     os.chmod("/run/lock", 0o1777)
