@@ -88,12 +88,23 @@ class RunResult:
         d = self.to_dict()
         if d["status"] == status and (health_code is None or d["health_code"] == health_code):
             return self
+
+        def health(code: int | None) -> str:
+            return "0 (success)" if code == 0 else code_name(code)
+
         want = f"framework status {status}"
         if health_code is not None:
-            want += f" with health code {code_name(health_code)}"
+            want += f" with health code {health(health_code)}"
+        # explain()'s first line would repeat this one: keep its why/findings/stderr lines.
+        details = explain(d, want).splitlines()[1:]
         raise AssertionError(
-            f"{want}, got status {d['status']} with health code {code_name(d['health_code'])}\n"
-            + explain(d, want)
+            "\n".join(
+                [
+                    f"expected {want}, got status {d['status']} with health code "
+                    f"{health(d['health_code'])} ({d['verdict']})",
+                    *details,
+                ]
+            )
         )
 
     def assert_quiesced(self) -> RunResult:
