@@ -301,7 +301,6 @@ def stand_in(
     """
     from .vm import disks as vmdisks
     from .vm import names, snapshot
-    from .vm.host import HostVM
 
     app = get_app(settings.app)
     tag = names.new_tag()
@@ -330,7 +329,7 @@ def stand_in(
             vmdisks.attach(disk)
             stack.callback(vmdisks.detach, disk)
             source_disks.append(disk)
-        vm = HostVM(name, source_disks, tag=tag).start()
+        vm = _new_vm(settings, stack, name, source_disks, tag, workdir).start()
         stack.callback(vm.stop)
         timings["vm_build_s"] = time.monotonic() - t
 
@@ -352,11 +351,30 @@ def stand_in(
         )
 
 
+def _new_vm(
+    settings: Settings,
+    stack: contextlib.ExitStack,
+    name: str,
+    disks: list[Any],
+    tag: str,
+    workdir: Path,
+) -> Any:
+    """A stand-in VM of the kind ``settings.vm`` names (not started yet): host or container."""
+    if settings.vm == "container":
+        from .vm.container import ContainerVM
+        from .vm.engine import Engine
+
+        stack.enter_context(Engine())  # held for the whole run: both VMs use one engine
+        return ContainerVM(name, disks, tag=tag, app=settings.app, shared=[workdir])
+    from .vm.host import HostVM
+
+    return HostVM(name, disks, tag=tag)
+
+
 def _run_vm(settings: Settings, result: RunResult, hooks: dict[str, Callable[..., Any]]) -> None:
     from .vm import disks as vmdisks
     from .vm import snapshot
     from .vm.driver import drive_cycle
-    from .vm.host import HostVM
 
     clock = _Clock()
     assert settings.config is not None
@@ -472,7 +490,7 @@ def _run_vm(settings: Settings, result: RunResult, hooks: dict[str, Callable[...
         for disk in restored_disks:
             vmdisks.attach(disk)
             stack.callback(vmdisks.detach, disk)
-        vm2 = HostVM("restored", restored_disks, tag=tag).start()
+        vm2 = _new_vm(settings, stack, "restored", restored_disks, tag, workdir).start()
         stack.callback(vm2.stop)
         start = app.start(vm2, START_DEADLINE_S)
         result.timings["restore_start_s"] = time.monotonic() - t
