@@ -1,0 +1,207 @@
+"""``pytest --vmsnap`` end to end, as a user runs it: real cycles in stand-in VMs (root).
+
+Each test builds a user project with ``pytester`` (the SQLite example's config and sample
+scripts, installed with modes 600/700) and runs pytest on it in a subprocess.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+
+import pytest
+
+pytest_plugins = ["pytester"]
+
+REPO = Path(__file__).resolve().parents[2]
+EXAMPLE_CONFIG = REPO / "examples" / "sqlite" / "VMSnapshotScriptPluginConfig.json"
+SAMPLES = REPO / "sample_scripts" / "sqlite"
+TIMEOUT_S = 600
+MAIN_CHECKS = "application-consistent or quiesce or liveness"
+
+
+def _install(src: Path, dst: Path, mode: int) -> None:
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    dst.write_bytes(src.read_bytes())
+    dst.chmod(mode)
+
+
+def _project(pytester: pytest.Pytester, pre: str = "pre.sh", **ini: str) -> pytest.Pytester:
+    backup = pytester.path / "backup"
+    _install(EXAMPLE_CONFIG, backup / "VMSnapshotScriptPluginConfig.json", 0o600)
+    _install(SAMPLES / pre, backup / "pre.sh", 0o700)
+    _install(SAMPLES / "post.sh", backup / "post.sh", 0o700)
+    keys = {
+        "vmsnap_config": "backup/VMSnapshotScriptPluginConfig.json",
+        "vmsnap_pre": "backup/pre.sh",
+        "vmsnap_post": "backup/post.sh",
+        "vmsnap_app": "sqlite",
+        "vmsnap_quiesce": "lock",
+        "vmsnap_report": "report",
+        **ini,
+    }
+    pytester.makeini("[pytest]\n" + "\n".join(f"{k} = {v}" for k, v in keys.items()))
+    return pytester
+
+
+def _run(pytester: pytest.Pytester, *args: str) -> pytest.RunResult:
+    return pytester.runpytest_subprocess("-p", "no:cacheprovider", *args, timeout=TIMEOUT_S)
+
+
+def _leftovers(tags: list[str]) -> list[str]:
+    """Loop devices and mounts on this host that carry one of ``tags``."""
+    assert tags and all(tags)
+    out = subprocess.run(
+        ["losetup", "--json", "--list"], capture_output=True, text=True, check=True
+    ).stdout
+    loops = json.loads(out)["loopdevices"] if out.strip() else []
+    found = [
+        f"loop {d['name']} -> {d.get('back-file')}"
+        for d in loops
+        if any(t in (d.get("back-file") or "") for t in tags)
+    ]
+    mountinfo = Path("/proc/self/mountinfo").read_text().splitlines()
+    found += [f"mount {line}" for line in mountinfo if any(t in line for t in tags)]
+    return found
+
+
+def _reports(pytester: pytest.Pytester) -> dict[str, dict]:
+    return {p.stem: json.loads(p.read_text()) for p in (pytester.path / "report").glob("*.json")}
+
+
+def test_bundled_sqlite_example_passes(pytester: pytest.Pytester, root_required: None) -> None:
+    result = _run(_project(pytester), "--vmsnap", "-k", MAIN_CHECKS)
+    result.assert_outcomes(passed=3, deselected=6)
+    result.stdout.fnmatch_lines(
+        [
+            "*= vmsnap summary =*",
+            "app sqlite | vm host | disks 1 ext4 | snapshot reflink | profile extension",
+            "main: application-consistent | status 0 health 0 | frozen * ms | pre *s x1 | "
+            "post *s x1",
+        ]
+    )
+    main = _reports(pytester)["main"]
+    assert main["verdict"] == "application-consistent"
+    assert main["oracle"]["quiesce_probe"]["result"] in ("blocked", "refused")
+    assert _leftovers([main["tag"]]) == []
+
+
+def test_lock_released_by_the_pre_script_fails_the_quiesce_check(
+    pytester: pytest.Pytester, root_required: None
+) -> None:
+    project = _project(pytester, pre="pre-lock-released.sh")
+    result = _run(project, "--vmsnap", "-k", "quiesce")
+    result.assert_outcomes(failed=1, deselected=8)
+    result.stdout.fnmatch_lines(
+        [
+            "*_ vmsnap: quiesce probe _*",
+            "a write on a fresh connection was accepted between the end of the pre-script and "
+            "the snapshot, although the scripts claim to hold a lock (vmsnap_quiesce = lock).",
+            "  probe: *",
+            "    -> Keep the lock in a session that outlives the pre-script*",
+            "FAILED vmsnap::quiesce probe - *",
+        ]
+    )
+    out = result.stdout.str() + result.stderr.str()
+    assert "Traceback" not in out
+    assert _leftovers([_reports(pytester)["main"]["tag"]]) == []
+
+
+TIMING_CONFTEST = """
+import json
+import os
+import time
+from pathlib import Path
+
+from pytest_vmsnap import battery
+
+_real = battery.run
+
+
+def _timed(settings, hooks=None):
+    t0 = time.time()
+    try:
+        return _real(settings, hooks=hooks)
+    finally:
+        worker = os.environ.get("PYTEST_XDIST_WORKER", "main")
+        with open(Path(__file__).parent / f"cycle-{worker}.json", "w") as f:
+            json.dump([t0, time.time()], f)
+
+
+battery.run = _timed
+"""
+
+
+def test_xdist_runs_isolated_cycles_in_parallel(
+    pytester: pytest.Pytester, root_required: None
+) -> None:
+    pytest.importorskip("xdist")
+    project = _project(pytester)
+    project.makeconftest(TIMING_CONFTEST)
+    # Two items for two workers: each worker runs the main cycle in its own context.
+    result = _run(project, "--vmsnap", "-n", "2", "-k", "application-consistent or liveness")
+    result.assert_outcomes(passed=2)
+    lines = sorted(line for line in result.outlines if line.startswith("main ["))
+    assert [line.split(":", 1)[0] for line in lines] == ["main [gw0]", "main [gw1]"], lines
+    assert all(": application-consistent | status 0 health 0 |" in line for line in lines)
+
+    reports = _reports(project)
+    assert sorted(reports) == ["main-gw0", "main-gw1"]
+    tags = [reports[f"main-{w}"]["tag"] for w in ("gw0", "gw1")]
+    assert tags[0] != tags[1]
+    assert tags[0].endswith("-gw0") and tags[1].endswith("-gw1")
+    for data in reports.values():
+        assert data["verdict"] == "application-consistent"
+        assert data["oracle"]["acked_missing"] == 0 and data["oracle"]["invariants_ok"] is True
+    (a0, a1), (b0, b1) = (
+        json.loads((project.path / f"cycle-{w}.json").read_text()) for w in ("gw0", "gw1")
+    )
+    assert max(a0, b0) < min(a1, b1), "the two cycles did not overlap in time"
+    assert _leftovers(tags) == []
+
+
+USER_TESTS = """
+import pytest
+
+pytestmark = pytest.mark.vmsnap(app="sqlite")
+
+
+def test_pre_script_holds_the_lock_until_post(vmsnap_sqlite, request):
+    box = vmsnap_sqlite
+    (request.config.rootpath / "vm-tag").write_text(box.tag)
+    with box.client() as c:
+        c.append(1, writer=0)
+    box.run_script("pre")
+    try:
+        with box.client() as c:
+            assert c.probe_write(0.5)[0] == "blocked"
+    finally:
+        box.run_script("post")
+    with box.client() as c:
+        assert c.probe_write(2.0)[0] == "accepted"
+        assert 1 in c.read_state().seqs
+
+
+@pytest.mark.vmsnap(disks=2, fs="xfs")
+def test_two_disk_cycle(vmsnap_cycle):
+    result = vmsnap_cycle()
+    assert result.settings.disks == 2 and result.settings.fs == "xfs"
+    result.assert_application_consistent().assert_status(0, 0).assert_quiesced().assert_live()
+"""
+
+
+def test_user_tests_with_fixtures_and_marker(
+    pytester: pytest.Pytester, root_required: None
+) -> None:
+    project = _project(pytester)
+    project.makepyfile(test_backup=USER_TESTS)
+    result = _run(project, "-v")
+    result.assert_outcomes(passed=2)
+    result.stdout.fnmatch_lines(
+        ["*= vmsnap summary =*", "test_two_disk_cycle: application-consistent | status 0 *"]
+    )
+    cycle = _reports(project)["test_two_disk_cycle"]
+    assert cycle["disks"] == 2 and cycle["fs"] == "xfs"
+    vm_tag = (project.path / "vm-tag").read_text()
+    assert _leftovers([vm_tag, cycle["tag"]]) == []
