@@ -203,6 +203,15 @@ def _fault_snapshot_fails(ctx: Context) -> None:
         )
 
 
+def _baseline(ctx: Context) -> None:
+    r = ctx.cycle("baseline", ctx.settings.with_(baseline=True, quiesce="none"))
+    if r.error or r.verdict == oracle.NOT_TAKEN:
+        raise CheckFailed(
+            "the crash-consistent baseline (no scripts, no freeze) could not be "
+            "taken and restored:\n" + explain(r.to_dict(), oracle.CRASH)
+        )
+
+
 def battery(settings: Settings) -> list[Check]:
     """The checks for these settings, in the order they run."""
     return [
@@ -215,4 +224,5 @@ def battery(settings: Settings) -> list[Check]:
         Check("fault: post-script fails", _fault_post_fails),
         Check("fault: post-script missing", _fault_post_missing),
         Check("fault: snapshot fails after freeze", _fault_snapshot_fails),
+        Check("crash-consistent baseline for comparison (no scripts, no freeze)", _baseline),
     ]

@@ -135,6 +135,11 @@ def _add_run(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         help="seconds between the snapshots of consecutive disks",
     )
     parser.add_argument("--owner", metavar="USER", help="owner of the installed files")
+    parser.add_argument(
+        "--baseline",
+        action="store_true",
+        help="crash-consistent baseline: the same snapshot with no scripts and no freeze",
+    )
     parser.add_argument("--workload-seconds", type=float, default=1.0, metavar="S")
     parser.add_argument("--json", type=Path, metavar="FILE", help="write the result as JSON")
     parser.add_argument("--report", type=Path, metavar="DIR", help="write JSON and HTML here")
@@ -172,6 +177,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
         owner=args.owner,
         workload_seconds=args.workload_seconds,
         report_dir=args.report,
+        baseline=args.baseline,
     )
     problems = settings.problems()
     if problems:

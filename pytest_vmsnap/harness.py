@@ -413,7 +413,7 @@ def _run_vm(settings: Settings, result: RunResult, hooks: dict[str, Callable[...
 
         def on_event(name: str, t_event: float) -> None:
             events[name] = t_event
-            if name == "pre_end":
+            if name == "pre_end" and not settings.baseline:
                 probe.update(
                     _probe(vm, "write", settings.app, ["--timeout", str(QUIESCE_PROBE_TIMEOUT_S)])
                 )
@@ -443,7 +443,10 @@ def _run_vm(settings: Settings, result: RunResult, hooks: dict[str, Callable[...
             freeze_opts["note"] = "btrfs snapshot: freezing the snapshotted fs would hang"
         options = {"profile": settings.profile, "pacing": settings.pacing, "freeze": freeze_opts}
         t = time.monotonic()
-        driven = drive_cycle(vm, snapshot=take_snapshot, options=options, on_event=on_event)
+        if settings.baseline:
+            driven = _baseline_cycle(take_snapshot, on_event, backend.name)
+        else:
+            driven = drive_cycle(vm, snapshot=take_snapshot, options=options, on_event=on_event)
         result.timings["framework_cycle_s"] = time.monotonic() - t
         result.cycle = driven.cycle
         # The first event (precheck_end) marks the end of the timeline's first phase.
@@ -512,8 +515,61 @@ def _run_vm(settings: Settings, result: RunResult, hooks: dict[str, Callable[...
         )
         with contextlib.suppress(Exception):
             app.stop(vm2)
-        verdict = oracle.decide(result.evidence, taken=True, status=driven.cycle["status"])
+        verdict = oracle.decide(
+            result.evidence,
+            taken=True,
+            status=driven.cycle["status"],
+            ceiling=oracle.CRASH if settings.baseline else None,
+            ceiling_reason="baseline: no scripts and no freeze, a crash-consistent snapshot",
+        )
         result.verdict, result.reasons = verdict.verdict, verdict.reasons
+
+
+def _baseline_cycle(
+    take_snapshot: Callable[[], dict[str, Any]],
+    on_event: Callable[[str, float], None],
+    backend: str,
+) -> Any:
+    """The crash-consistent baseline: the same snapshot with no scripts and no freeze.
+
+    The reference point for "acknowledged writes" is the start of the snapshot (there is no
+    pre-script); the result has the shape of a framework cycle so reports read the same.
+    """
+    from .vm.driver import DrivenCycle
+
+    t0 = time.monotonic()
+    on_event("pre_end", t0)
+    snap = take_snapshot()
+    t1 = time.monotonic()
+    on_event("thawed", t1)
+    taken = bool(snap.get("taken"))
+    cycle = {
+        "status": 1 if taken else snap.get("code", 2),
+        "health_code": 0 if taken else snap.get("code", 2),
+        "message": "baseline: snapshot without scripts or freeze",
+        "consistency": "crash" if taken else "none",
+        "profile": "baseline",
+        "scripts": {"pre": {"ran": False}, "post": {"ran": False}},
+        "freeze": {
+            "enabled": False,
+            "real": True,
+            "frozen": False,
+            "frozen_s": 0.0,
+            "mounts": [],
+            "code": None,
+            "message": "baseline: no freeze",
+        },
+        "snapshot": {
+            "backend": backend,
+            "real": True,
+            "taken": taken,
+            "duration_s": snap.get("duration_s", 0.0),
+            "message": snap.get("message", ""),
+        },
+        "findings": [],
+        "timeline": [{"phase": "snapshot", "start_s": 0.0, "end_s": round(t1 - t0, 4)}],
+    }
+    return DrivenCycle(cycle, [("pre_end", t0), ("thawed", t1)])
 
 
 def _remove_image(disk: Any) -> None:

@@ -141,6 +141,7 @@ def decide(
     status: int,
     why_not_taken: str = "",
     ceiling: str | None = None,
+    ceiling_reason: str = "directory stand-in without freeze: never better than crash-consistent",
 ) -> Verdict:
     """The verdict from the evidence (see the module docstring)."""
     if not taken:
@@ -188,7 +189,7 @@ def decide(
     if status != 0:
         reasons.append(f"the framework reported status {status}, not application-consistent")
     if ceiling == CRASH:
-        reasons.append("directory stand-in without freeze: never better than crash-consistent")
+        reasons.append(ceiling_reason)
     if reasons:
         return Verdict(CRASH, reasons, evidence)
     note = "log replay on start (designed path)" if evidence.recovery_needed else "clean start"

@@ -39,6 +39,8 @@ class Settings:
     snapshot_order: str = "layout"
     """``layout``: disks are snapshotted in the app's layout order; ``reverse``: last first
     (for PostgreSQL: the WAL disk before the data disk, the harmful order)."""
+    baseline: bool = False
+    """Crash-consistent baseline: the same snapshot with no scripts and no freeze."""
     report_dir: Path | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 

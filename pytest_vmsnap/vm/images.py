@@ -43,8 +43,9 @@ from typing import Any
 from .engine import LABEL_TAG, _flock, state_dir
 from .errors import VmError
 
-RECIPES = Path(__file__).resolve().parents[2] / "fixtures" / "images"
 REPO = Path(__file__).resolve().parents[2]
+RECIPES = Path(os.environ.get("VMSNAP_IMAGE_RECIPES") or REPO / "fixtures" / "images")
+"""The recipes: ``base/rootfs/`` and ``<name>/Dockerfile`` (``$VMSNAP_IMAGE_RECIPES`` overrides)."""
 SUITE = "bookworm"
 VARIANT = "minbase"
 BASE_REPO = "vmsnap/base"

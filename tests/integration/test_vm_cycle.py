@@ -188,3 +188,14 @@ def thaw_probe_is_frozen(dev: str, where: Path) -> bool | None:
         return thaw_if_frozen(where)
     finally:
         subprocess.run(["umount", str(where)], check=True)
+
+
+def test_crash_consistent_baseline(sqlite_files: dict[str, Path]) -> None:
+    """The baseline mode: same snapshot, no scripts, no freeze -> at best crash-consistent,
+    with the writes acknowledged before the snapshot started checked in the restored copy."""
+    d = run(settings(sqlite_files, baseline=True, quiesce="none")).to_dict()
+    assert d["verdict"] == oracle.CRASH, (d["reasons"], d["error"])
+    assert not d["scripts"]["pre"]["ran"] and not d["freeze"]["frozen"]
+    assert d["snapshot"]["taken"] and d["oracle"]["started"]
+    assert d["oracle"]["acked_before_pre"] > 0
+    assert any("baseline" in r for r in d["reasons"])
