@@ -3,9 +3,10 @@
 - ``vmsnap_settings`` (session): the :class:`~pytest_vmsnap.settings.Settings` from the
   command-line options over the ini keys; usable without ``--vmsnap``.
 - ``vmsnap_vm`` (factory): ``box = vmsnap_vm(app="postgres", disks=2, fs="xfs", kind="host")``
-  -> a :class:`VmHandle`: a started stand-in VM (``box.vm``) with the config and scripts
-  installed and the application (``box.app``) provisioned and running; ``box.client()`` is a
-  connection to it as the application user. Released at the end of the test, pass or fail.
+  (or ``kind="container"``) -> a :class:`VmHandle`: a started stand-in VM (``box.vm``) with the
+  config and scripts installed and the application (``box.app``) provisioned and running;
+  ``box.client()`` is a connection to it as the application user. Released at the end of the
+  test, pass or fail.
 - ``vmsnap_cycle`` (factory): ``result = vmsnap_cycle(config=..., pre=..., post=..., app=...)``
   runs one complete cycle and returns the :class:`~pytest_vmsnap.harness.RunResult` with its
   ``assert_*`` methods; the cycle shows in the vmsnap summary and the report directory.
@@ -95,8 +96,8 @@ class VmHandle:
     """A stand-in VM with its application provisioned and running (from ``vmsnap_vm``)."""
 
     vm: Any
-    """The VM (:class:`~pytest_vmsnap.vm.host.HostVM`): ``run(argv)``, ``popen(argv)``,
-    ``path("/etc/azure")`` (this host's path to a path inside the VM)."""
+    """The VM (:class:`~pytest_vmsnap.vm.host.HostVM` or ``ContainerVM``): ``run(argv)``,
+    ``popen(argv)``, ``path("/etc/azure")`` (this host's path to a path inside the VM)."""
     app: App
     settings: Settings
     tag: str
@@ -151,7 +152,7 @@ def vmsnap_settings(pytestconfig: pytest.Config) -> Settings:
 def vmsnap_vm(
     request: pytest.FixtureRequest, vmsnap_settings: Settings
 ) -> Iterator[Callable[..., VmHandle]]:
-    """Factory: ``vmsnap_vm(app=, disks=, fs=, kind="host", config=, pre=, post=, ...)`` ->
+    """Factory: ``vmsnap_vm(app=, disks=, fs=, kind="host"|"container", config=, pre=, ...)`` ->
     a :class:`VmHandle` (VM started, files installed, application provisioned and running).
 
     Every VM is released at the end of the test. Skips without root (loop devices, mounts).
@@ -164,9 +165,10 @@ def vmsnap_vm(
         nonlocal count
         settings = resolve_settings(vmsnap_settings, request.node, overrides, "vmsnap_vm()")
         _fail_on_problems(settings, "vmsnap_vm()", need_config=False)
-        if settings.vm != "host":
+        if settings.vm not in ("host", "container"):
             pytest.fail(
-                f"vmsnap_vm(): kind {settings.vm!r} has no VM to hand out; use kind='host'",
+                f"vmsnap_vm(): kind {settings.vm!r} has no VM to hand out; use kind='host' "
+                "or 'container'",
                 pytrace=False,
             )
         if os.geteuid() != 0:

@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 
 from pytest_vmsnap import oracle
+from pytest_vmsnap.battery import battery
 from pytest_vmsnap.framework import codes
 from pytest_vmsnap.harness import RunResult
 from pytest_vmsnap.settings import Settings
@@ -27,17 +28,14 @@ REPO = Path(__file__).resolve().parents[2]
 EXAMPLE_CONFIG = REPO / "examples" / "sqlite" / "VMSnapshotScriptPluginConfig.json"
 SAMPLES = REPO / "sample_scripts" / "sqlite"
 
-CHECK_NAMES = [
-    "lint",
-    "cycle under load is application-consistent",
-    "quiesce probe",
-    "liveness after post-script",
-    "fault: pre-script hangs past its timeout",
-    "fault: pre-script fails",
-    "fault: post-script fails",
-    "fault: post-script missing",
-    "fault: snapshot fails after freeze",
-]
+CHECK_NAMES = [c.name for c in battery(Settings(app="sqlite", quiesce="lock"))]
+"""The battery for the test project's settings, in order."""
+
+
+def _deselected(*words: str) -> int:
+    """How many battery items ``-k "w1 or w2 ..."`` leaves out."""
+    return sum(not any(w in name for w in words) for name in CHECK_NAMES)
+
 
 CANNED_CONFTEST = '''
 import os
@@ -210,23 +208,28 @@ def test_battery_items_have_readable_names(project: pytest.Pytester) -> None:
     result = _inner(project, "--vmsnap", "--collect-only", "-q")
     assert result.ret == 0
     result.stdout.fnmatch_lines([f"vmsnap::{name}" for name in CHECK_NAMES])
-    result.stdout.fnmatch_lines(["9 tests collected*"])
+    result.stdout.fnmatch_lines([f"{len(CHECK_NAMES)} tests collected*"])
     tree = _inner(project, "--vmsnap", "--collect-only")
     tree.stdout.fnmatch_lines(
-        ["collected 9 items", "<VmsnapBattery vmsnap>", "  <VmsnapItem lint>"]
+        [f"collected {len(CHECK_NAMES)} items", "<VmsnapBattery vmsnap>", "  <VmsnapItem lint>"]
     )
 
 
 def test_k_deselects_battery_items_and_counts_stay_right(project: pytest.Pytester) -> None:
     result = _inner(project, "--vmsnap", "--collect-only", "-k", "quiesce or liveness")
-    result.stdout.fnmatch_lines(["collected 9 items / 7 deselected / 2 selected"])
+    out = _deselected("quiesce", "liveness")
+    result.stdout.fnmatch_lines(
+        [f"collected {len(CHECK_NAMES)} items / {out} deselected / 2 selected"]
+    )
     assert "-" not in result.stdout.str().split("collected", 1)[1].split("\n", 1)[0].strip("- ")
 
 
 def test_battery_is_collected_next_to_the_users_tests(project: pytest.Pytester) -> None:
     project.makepyfile(test_app="def test_mine():\n    pass\n")
     result = _inner(project, "--vmsnap", "--collect-only", "-q")
-    result.stdout.fnmatch_lines(["test_app.py::test_mine", "vmsnap::lint", "10 tests collected*"])
+    result.stdout.fnmatch_lines(
+        ["test_app.py::test_mine", "vmsnap::lint", f"{len(CHECK_NAMES) + 1} tests collected*"]
+    )
 
 
 # --- settings ------------------------------------------------------------------------------
@@ -322,7 +325,7 @@ def test_lint_item_fails_readably_for_a_broken_config(project: pytest.Pytester) 
     data["timeoutInSeconds"] = "thirty"
     config.write_text(json.dumps(data))
     result = _inner(project, "--vmsnap", "-k", "lint", "--junitxml=junit.xml")
-    result.assert_outcomes(failed=1, deselected=8)
+    result.assert_outcomes(failed=1, deselected=_deselected("lint"))
     result.stdout.fnmatch_lines(
         [
             "*_ vmsnap: lint _*",
@@ -339,13 +342,14 @@ def test_lint_item_fails_readably_for_a_broken_config(project: pytest.Pytester) 
 
 def test_lint_item_passes_for_the_example(project: pytest.Pytester) -> None:
     result = _inner(project, "--vmsnap", "-k", "lint")
-    result.assert_outcomes(passed=1, deselected=8)
+    result.assert_outcomes(passed=1, deselected=_deselected("lint"))
     assert "vmsnap summary" not in result.stdout.str()  # lint runs no cycle
 
 
 # --- cycles, summary, reports (canned) -----------------------------------------------------
 
 
+MAIN_WORDS = ("application-consistent", "quiesce", "liveness")
 MAIN_LINE = (
     "main: application-consistent | status 0 health 0 | frozen 12 ms | pre 1.00s x1 | post 1.00s x1"
 )
@@ -353,7 +357,7 @@ MAIN_LINE = (
 
 def test_summary_line_for_the_main_cycle(canned: pytest.Pytester) -> None:
     result = _inner(canned, "--vmsnap", "-k", "application-consistent or quiesce or liveness")
-    result.assert_outcomes(passed=3, deselected=6)
+    result.assert_outcomes(passed=3, deselected=_deselected(*MAIN_WORDS))
     result.stdout.fnmatch_lines(
         [
             "*= vmsnap summary =*",
@@ -370,7 +374,7 @@ def test_failed_cycle_check_explains_without_a_traceback(
 ) -> None:
     monkeypatch.setenv("CANNED_VERDICT", oracle.CRASH)
     result = _inner(canned, "--vmsnap", "-k", "application-consistent or quiesce or liveness")
-    result.assert_outcomes(failed=3, deselected=6)
+    result.assert_outcomes(failed=3, deselected=_deselected(*MAIN_WORDS))
     result.stdout.fnmatch_lines(
         [
             "*_ vmsnap: cycle under load is application-consistent _*",
@@ -387,7 +391,7 @@ def test_failed_cycle_check_explains_without_a_traceback(
 
 def test_junit_xml_carries_the_verdict_properties(canned: pytest.Pytester) -> None:
     result = _inner(canned, "--vmsnap", "-k", "application-consistent", "--junitxml=j.xml")
-    result.assert_outcomes(passed=1, deselected=8)
+    result.assert_outcomes(passed=1, deselected=_deselected("application-consistent"))
     case = ET.parse(canned.path / "j.xml").find(".//testcase")
     assert case is not None
     assert case.get("name") == "cycle under load is application-consistent"
@@ -402,7 +406,7 @@ def test_junit_xml_carries_the_verdict_properties(canned: pytest.Pytester) -> No
 
 def test_report_dir_gets_one_json_per_cycle(canned: pytest.Pytester) -> None:
     result = _inner(canned, "--vmsnap", "-k", "application-consistent", "--vmsnap-report", "r")
-    result.assert_outcomes(passed=1, deselected=8)
+    result.assert_outcomes(passed=1, deselected=_deselected("application-consistent"))
     report = canned.path / "r"
     data = json.loads((report / "main.json").read_text())
     assert data["verdict"] == "application-consistent" and data["status"] == 0
