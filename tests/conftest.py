@@ -12,8 +12,12 @@ from pathlib import Path
 
 import pytest
 
-MARKERS = ("pytest_vmsnap.vm.vminit", "pytest_vmsnap.vm.freeze_guard", "pytest_vmsnap.vm.agent",
-           "pytest_vmsnap.workload")
+MARKERS = (
+    "pytest_vmsnap.vm.vminit",
+    "pytest_vmsnap.vm.freeze_guard",
+    "pytest_vmsnap.vm.agent",
+    "pytest_vmsnap.workload",
+)
 
 
 def leaked_processes() -> list[str]:
