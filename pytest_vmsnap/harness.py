@@ -310,6 +310,8 @@ def stand_in(
         t = time.monotonic()
         pool_fs = "btrfs" if settings.snapshot == "btrfs" else "xfs"
         pool = vmdisks.Pool.open(names.vmsnap_home(), tag, fs=pool_fs)
+        # The owner record (made by Pool.open) goes last, once everything of the tag is gone.
+        stack.callback(_release_owner, names.owner_file(names.vmsnap_home(), tag))
         stack.callback(pool.close)
         backend = snapshot.select_backend(settings.snapshot, pool.path)
         workdir = pool.path / f"{tag}-run"
@@ -570,6 +572,14 @@ def _baseline_cycle(
         "timeline": [{"phase": "snapshot", "start_s": 0.0, "end_s": round(t1 - t0, 4)}],
     }
     return DrivenCycle(cycle, [("pre_end", t0), ("thawed", t1)])
+
+
+def _release_owner(record: Path) -> None:
+    """Forget and delete the tag's owner record (cleanup then has nothing to protect)."""
+    from .vm import disks as vmdisks
+
+    mine = [r for r in vmdisks.registered() if r.path == str(record)]
+    vmdisks.REGISTRY.release(mine)
 
 
 def _remove_image(disk: Any) -> None:

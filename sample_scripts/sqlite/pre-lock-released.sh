@@ -4,5 +4,5 @@
 # the same mistake as FLUSH TABLES WITH READ LOCK in a `mysql -e` that returns.
 set -eu
 DB=${1:-/var/lib/app/app.db}
-sqlite3 "$DB" 'PRAGMA wal_checkpoint(TRUNCATE); BEGIN IMMEDIATE;'
+sqlite3 -cmd '.timeout 10000' "$DB" 'PRAGMA wal_checkpoint(TRUNCATE); BEGIN IMMEDIATE;'
 echo "pre: lock taken (and released again when sqlite3 exited)"
