@@ -1,0 +1,124 @@
+"""End to end: harness.run with vm="container" gives the same verdict as the host stand-in.
+
+The sample scripts run unchanged in both. Each case runs the full cycle twice (container and
+host): provision under load, the framework cycle inside the VM with the real freeze guard, a
+snapshot from the host side, a restore into a new VM (a new container from the same image),
+and the oracle.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from pytest_vmsnap import oracle
+from pytest_vmsnap.harness import run
+from pytest_vmsnap.settings import Settings
+
+REPO = Path(__file__).resolve().parents[2]
+SAMPLES = REPO / "sample_scripts"
+CONFIG = {
+    "pluginName": "ScriptRunner",
+    "preScriptLocation": "/etc/azure/scripts/pre.sh",
+    "postScriptLocation": "/etc/azure/scripts/post.sh",
+    "preScriptParams": [],
+    "postScriptParams": [],
+    "preScriptNoOfRetries": 0,
+    "postScriptNoOfRetries": 0,
+    "timeoutInSeconds": 30,
+    "ScriptsExecutionPollTimeSeconds": 1,
+    "continueBackupOnFailure": True,
+    "fsFreezeEnabled": True,
+}
+
+
+def _settings(tmp_path: Path, app: str, pre: str, post: str, **changes: object) -> Settings:
+    files = {}
+    for which, name in (("pre", pre), ("post", post)):
+        src = SAMPLES / app / name
+        if not src.is_file():
+            pytest.skip(f"sample script {src.relative_to(REPO)} is not there")
+        dst = tmp_path / f"{which}-{name}"
+        shutil.copy(src, dst)
+        dst.chmod(0o700)
+        files[which] = dst
+    config = tmp_path / "VMSnapshotScriptPluginConfig.json"
+    config.write_text(json.dumps(CONFIG, indent=2))
+    config.chmod(0o600)
+    base = Settings(
+        config=config,
+        pre=files["pre"],
+        post=files["post"],
+        app=app,
+        pacing="prompt",
+        workload_seconds=1.0,
+    )
+    return base.with_(**changes)
+
+
+def _host_available(app: str) -> str | None:
+    binary = {"postgres": "/usr/lib/postgresql/15/bin/postgres", "mariadb": "/usr/sbin/mariadbd"}
+    if not Path(binary[app]).exists():
+        return f"{app} is not installed on the host: no host stand-in to compare with"
+    return None
+
+
+def _summary(result: object) -> dict[str, object]:
+    d = result.to_dict()
+    o = d["oracle"]
+    return {
+        "verdict": d["verdict"],
+        "status": d["status"],
+        "health_code": d["health_code"],
+        "consistency": d["consistency"],
+        "taken": d["snapshot"]["taken"],
+        "started": o["started"],
+        "integrity_ok": o["integrity_ok"],
+        "invariants_ok": o["invariants_ok"],
+        "acked_missing": o["acked_missing"],
+        "liveness_ok": o["liveness_ok"],
+        "quiesce_probe": (o["quiesce_probe"] or {}).get("result"),
+    }
+
+
+CASES = [
+    # app, pre, post, quiesce, expected verdict
+    ("postgres", "pre.sh", "post.sh", "none", oracle.APPLICATION),
+    ("mariadb", "pre.sh", "post.sh", "lock", oracle.APPLICATION),
+    ("mariadb", "pre-ftwrl-exits.sh", "post-leaves-readonly.sh", "none", None),
+]
+
+
+@pytest.mark.parametrize(("app", "pre", "post", "quiesce", "expected"), CASES)
+def test_container_cycle_matches_host(
+    engine: object,
+    images_built: dict[str, str],
+    tmp_path: Path,
+    app: str,
+    pre: str,
+    post: str,
+    quiesce: str,
+    expected: str | None,
+) -> None:
+    settings = _settings(tmp_path, app, pre, post, quiesce=quiesce)
+    in_container = run(settings.with_(vm="container"))
+    c = in_container.to_dict()
+    assert not c["error"], c["error"]
+    assert c["vm"] == "container"
+    assert c["scripts"]["pre"]["ran"] and c["scripts"]["post"]["ran"]
+    assert c["freeze"]["mounts"], c["freeze"]
+    if expected is not None:
+        assert c["verdict"] == expected, (c["reasons"], c["scripts"])
+        assert c["status"] == 0 and c["oracle"]["acked_missing"] == 0
+    else:
+        assert c["verdict"] != oracle.APPLICATION, c["reasons"]
+        assert c["oracle"]["liveness_ok"] is False
+    why = _host_available(app)
+    if why:
+        pytest.skip(why)
+    on_host = run(settings.with_(vm="host"))
+    assert not on_host.error, on_host.error
+    assert _summary(in_container) == _summary(on_host)
