@@ -211,13 +211,19 @@ def _add_cleanup(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]
         help="also release resources of runs whose owner is still alive",
     )
     parser.add_argument("--dry-run", action="store_true", help="only list what would go")
+    parser.add_argument(
+        "--tag",
+        default="vmsnap-",
+        metavar="TAG",
+        help="only resources whose tag starts with TAG (default: all of ours)",
+    )
     parser.set_defaults(func=_cmd_cleanup)
 
 
 def _cmd_cleanup(args: argparse.Namespace) -> int:
     from .vm import cleanup
 
-    found = cleanup.find_leftovers(args.home, include_live=args.include_live)
+    found = cleanup.find_leftovers(args.home, tag_prefix=args.tag, include_live=args.include_live)
     items = [*found.mounts, *found.loops, *found.files]
     if not items:
         print("cleanup: nothing of ours is left")

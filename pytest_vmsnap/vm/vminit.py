@@ -53,6 +53,23 @@ def _under(path: str, tops: tuple[str, ...]) -> bool:
     return any(path == t or path.startswith(t + "/") for t in tops)
 
 
+def _drop_foreign_loop_mounts(spec: dict) -> None:
+    """Detach, in this namespace only, the loop-backed mounts of other runs.
+
+    A new mount namespace starts with a copy of every host mount, other sessions' pools
+    included; a copy would keep their loop devices bound until this VM ends. Ours are the
+    VM's disks and the mounts whose path carries the VM's tag (its pool).
+    """
+    ours = {m["target"] for m in spec.get("mounts", [])}
+    tag = spec.get("tag") or "\0"
+    with open("/proc/self/mountinfo") as info:
+        entries = [line.split() for line in info]
+    for fields in sorted(entries, key=lambda f: -f[4].count("/")):
+        target, source = fields[4], fields[fields.index("-") + 2]
+        if source.startswith("/dev/loop") and target not in ours and tag not in target:
+            subprocess.run(["umount", "-l", target], capture_output=True)
+
+
 def build(spec: dict) -> None:
     """Make this mount namespace look like the VM described by ``spec``."""
     _run(["ip", "link", "set", "lo", "up"])
@@ -96,6 +113,7 @@ def build(spec: dict) -> None:
         if m.get("owner"):
             uid, gid = m["owner"]
             os.chown(m["target"], uid, gid)
+    _drop_foreign_loop_mounts(spec)
     if spec.get("hostname"):
         # Only the UTS namespace would make this private; we record it instead of setting it.
         os.environ["VMSNAP_VM"] = spec["hostname"]

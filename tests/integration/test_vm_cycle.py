@@ -137,7 +137,8 @@ s = Settings(config=Path({str(sqlite_files["config"])!r}),
              post=Path({str(sqlite_files["post.sh"])!r}), app="sqlite", pacing="prompt")
 def hold(vm):
     d = vm.disks[0]
-    Path({str(marker)!r}).write_text(json.dumps({{"pid": vm.pid, "loop": d.loopdev}}))
+    Path({str(marker)!r}).write_text(
+        json.dumps({{"pid": vm.pid, "loop": d.loopdev, "tag": vm.tag}}))
     time.sleep(60)
 run(s, hooks={{"after_freeze": hold}})
 """)
@@ -163,7 +164,7 @@ run(s, hooks={{"after_freeze": hold}})
             os.killpg(victim.pid, signal.SIGKILL)
             victim.wait(timeout=10)
     done = subprocess.run(
-        [sys.executable, "-m", "pytest_vmsnap.cli", "cleanup"],
+        [sys.executable, "-m", "pytest_vmsnap.cli", "cleanup", "--tag", info["tag"]],
         capture_output=True,
         text=True,
         timeout=60,
