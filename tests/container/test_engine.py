@@ -29,6 +29,12 @@ def _no_foreign_engine() -> None:
         pytest.skip("our dockerd is in use by another process (xdist worker)")
 
 
+def _unless_shared(engine: eng.Engine, stopped: bool) -> None:
+    """Under xdist another worker may start using our engine meanwhile: then it stays up."""
+    if not stopped and engine.live_users():
+        pytest.skip(f"another process uses the engine now: {engine.live_users()}")
+
+
 def _children(pid: int) -> list[int]:
     out = []
     for task in Path(f"/proc/{pid}/task").glob("*/children"):
@@ -53,11 +59,12 @@ def test_engine_started_and_stopped_by_us(container_required: None) -> None:
         assert info["Driver"] == "overlay2"
         assert str(engine.data_root).startswith(str(eng.state_dir()))
         helpers = _children(pid)  # the containerd dockerd runs for itself
-        assert engine.live_users() == [f"{os.getpid()}-{eng._start_time(os.getpid())}"]
+        me = f"{os.getpid()}-{eng._start_time(os.getpid())}"
+        assert me in engine.live_users()
         assert started_s < 15, f"dockerd took {started_s:.1f} s to answer"
     finally:
         stopped = engine.release()
-    assert stopped
+    _unless_shared(engine, stopped)
     assert pid not in eng.running_dockerds()
     assert not any(eng._start_time(c) for c in helpers), "containerd outlived dockerd"
     assert eng.ping() is None
@@ -78,11 +85,12 @@ def test_engine_shared_between_processes_last_user_stops_it(container_required: 
         pid = int(outer.pid_file.read_text())
         inner = eng.Engine()
         with inner:
-            assert len(outer.live_users()) == 1  # one record per process, not per object
+            mine = [u for u in outer.live_users() if u.startswith(f"{os.getpid()}-")]
+            assert len(mine) == 1  # one record per process, not per object
         assert eng._start_time(pid), "leaving a nested Engine stopped dockerd"
         code = (
             "from pytest_vmsnap.vm.engine import Engine\n"
-            "e = Engine(); e.ensure(); print(e.started_by_us, len(e.live_users()));"
+            "e = Engine(); e.ensure(); print(e.started_by_us, len(e.live_users()) >= 2);"
             " print(e.release())\n"
         )
         out = subprocess.run(
@@ -93,13 +101,14 @@ def test_engine_shared_between_processes_last_user_stops_it(container_required: 
             env={**os.environ, "PYTHONPATH": str(REPO)},
             timeout=60,
         ).stdout.split()
-        assert out == ["True", "2", "False"], out  # it saw us, and did not stop the engine
+        assert out == ["True", "True", "False"], out  # it saw us, did not stop the engine
         assert eng._start_time(pid)
         # A user that died without leaving (pid 1 never has this start time): ignored.
         ghost = outer.users_dir / "1-0"
         ghost.write_text("{}")
     finally:
         stopped = outer.release()
+    _unless_shared(outer, stopped)
     assert stopped, "the last live user did not stop dockerd (a dead user kept it?)"
     assert not (outer.users_dir / "1-0").exists()
     assert eng._start_time(pid) is None
