@@ -204,7 +204,12 @@ def run(settings: Settings, *, hooks: dict[str, Callable[..., Any]] | None = Non
     """Run one cycle as ``settings`` describe; never raises for a failed cycle.
 
     ``hooks`` (for fault injection): ``after_freeze`` is called with the VM while frozen
-    (before the snapshot); ``snapshot`` replaces the snapshot function.
+    (before the snapshot); ``snapshot`` replaces the snapshot function. For building races
+    on purpose: ``before_workload`` is called with the VM once the application is provisioned,
+    before the recorded workload starts; ``before_snapshot`` is called with the VM when the
+    framework's snapshot step begins, before any disk is copied, whether or not the file
+    systems are frozen (with ``fsFreezeEnabled: false`` ``after_freeze`` never runs). Hooks
+    run in the controller while the framework waits for them.
     """
     result = RunResult(settings)
     problems = settings.problems()
@@ -390,6 +395,8 @@ def _run_vm(settings: Settings, result: RunResult, hooks: dict[str, Callable[...
         result.tag = tag
         result.versions = si.versions
 
+        if "before_workload" in hooks:
+            hooks["before_workload"](vm)
         history = workdir / "history.jsonl"
         stop_file = workdir / "workload.stop"
         workload = vm.popen(
@@ -422,6 +429,8 @@ def _run_vm(settings: Settings, result: RunResult, hooks: dict[str, Callable[...
                 result.probes.append({"probe": "quiesce", "at_s": clock.rel(t_event), **probe})
             if name == "frozen" and "after_freeze" in hooks:
                 hooks["after_freeze"](vm)
+            if name == "snapshot_start" and "before_snapshot" in hooks:
+                hooks["before_snapshot"](vm)
 
         snaps: list[Any] = []
 
