@@ -32,7 +32,7 @@ from .apps import get_app
 from .apps.base import IntegrityReport
 from .framework.cycle import run_cycle
 from .framework.profiles import get as get_profile
-from .framework.runner import FAITHFUL, PROMPT
+from .framework.runner import FAITHFUL, PROMPT, not_run
 from .report import code_name, explain
 from .settings import Settings
 from .stage import stage
@@ -158,7 +158,7 @@ class RunResult:
             "quiesce": s.quiesce,
             "disks": s.disks,
             "fs": s.fs,
-            "scripts": c.get("scripts", {"pre": {"ran": False}, "post": {"ran": False}}),
+            "scripts": c.get("scripts", {w: not_run(w) for w in ("pre", "post")}),
             "freeze": c.get("freeze", {"enabled": False, "frozen_s": 0.0, "mounts": []}),
             "snapshot": c.get(
                 "snapshot", {"backend": s.snapshot, "taken": False, "duration_s": 0.0}
@@ -415,6 +415,7 @@ def _run_vm(settings: Settings, result: RunResult, hooks: dict[str, Callable[...
             stderr=stack.enter_context(open(workdir / "workload.err", "wb")),
         )
         stack.callback(_stop_workload, workload, stop_file)
+        _wait_first_ack(workload, history, workdir / "workload.err")
         time.sleep(max(0.2, settings.workload_seconds / 2))
 
         probe: dict[str, Any] = {}
@@ -560,7 +561,7 @@ def _baseline_cycle(
         "message": "baseline: snapshot without scripts or freeze",
         "consistency": "crash" if taken else "none",
         "profile": "baseline",
-        "scripts": {"pre": {"ran": False}, "post": {"ran": False}},
+        "scripts": {w: not_run(w) for w in ("pre", "post")},
         "freeze": {
             "enabled": False,
             "real": True,
@@ -610,6 +611,22 @@ def _probe(vm: Any, cmd: str, app: str, extra: list[str]) -> dict[str, Any]:
     except (ValueError, IndexError):
         err = done.stderr.decode(errors="replace").strip().splitlines()[-1:]
         return {"result": "error", "error": err[0] if err else f"exit {done.returncode}"}
+
+
+def _wait_first_ack(proc: Any, history: Path, err: Path, deadline_s: float = 30.0) -> None:
+    """Wait until the workload has an acknowledged write: a cycle over an idle database would
+    prove nothing (on a loaded machine the writers need a moment to start and connect)."""
+    end = time.monotonic() + deadline_s
+    while time.monotonic() < end:
+        if history.exists() and any(
+            a.error is None and a.seq is not None for a in load_history(history)
+        ):
+            return
+        if proc.poll() is not None:
+            detail = err.read_text(errors="replace").strip()[-600:] if err.exists() else ""
+            raise RuntimeError(f"the workload ended before its first write: {detail}")
+        time.sleep(0.02)
+    raise RuntimeError(f"the workload had no acknowledged write after {deadline_s:.0f} s")
 
 
 def _stop_workload(proc: Any, stop_file: Path) -> None:

@@ -8,6 +8,9 @@ start=$(date +%s)
 $PY -m ruff check . || { echo "ruff check failed"; exit 1; }
 $PY -m ruff format --check . >/dev/null || { $PY -m ruff format --check .; exit 1; }
 
+# Leftovers of an earlier run that crashed (its owner is dead) would hold loop devices.
+.venv/bin/vmsnap cleanup || echo "run-tests: vmsnap cleanup reported a problem (going on)" >&2
+
 $PY -m pytest --cov=pytest_vmsnap --cov-branch --cov-report= -q -p no:cacheprovider "$@"
 rc=$?
 if [[ $rc -eq 5 ]]; then

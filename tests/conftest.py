@@ -3,6 +3,9 @@
 Runs once, in the process that owns the session (the xdist controller when ``-n`` is used),
 after every test has finished: no loop device backed by a tagged image, no tagged mount, no
 stand-in VM init, freeze guard or in-VM agent process. A leak fails the run.
+
+Only what appeared during this session counts: another run going on at the same time (or the
+leftovers of one that crashed before, which ``vmsnap cleanup`` releases) is not ours to judge.
 """
 
 from __future__ import annotations
@@ -46,12 +49,24 @@ def leaks() -> list[str]:
     return out
 
 
+_BEFORE = pytest.StashKey[set[str]]()
+
+
+def _checks(config: pytest.Config) -> bool:
+    # Not on an xdist worker: the controller checks once all workers are done.
+    return not hasattr(config, "workerinput") and os.geteuid() == 0
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    if _checks(session.config):
+        session.config.stash[_BEFORE] = set(leaks())
+
+
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
-    if hasattr(session.config, "workerinput") or os.geteuid() != 0:
-        return  # an xdist worker: the controller checks once all workers are done
-    if session.config.getoption("collectonly"):
+    if not _checks(session.config) or session.config.getoption("collectonly"):
         return
-    found = leaks()
+    before = session.config.stash.get(_BEFORE, set())
+    found = [line for line in leaks() if line not in before]
     if found:
         reporter = session.config.pluginmanager.get_plugin("terminalreporter")
         if reporter is not None:

@@ -25,7 +25,16 @@ from .interfaces import (
     ThawResult,
 )
 from .profiles import EXTENSION, Profile
-from .runner import FAITHFUL, Clock, Pacing, ScriptResult, Spawn, SystemClock, run_script
+from .runner import (
+    FAITHFUL,
+    Clock,
+    Pacing,
+    ScriptResult,
+    Spawn,
+    SystemClock,
+    not_run,
+    run_script,
+)
 
 Observer = Callable[[str], None]
 """Called with an event name at each phase edge (``pre_end`` is where a quiesce probe goes)."""
@@ -110,8 +119,8 @@ class CycleResult:
                 "log": self.precheck.log,
             },
             "scripts": {
-                "pre": self.pre.to_dict() if self.pre else {"ran": False},
-                "post": self.post.to_dict() if self.post else {"ran": False},
+                "pre": self.pre.to_dict() if self.pre else not_run("pre"),
+                "post": self.post.to_dict() if self.post else not_run("post"),
             },
             "freeze": {
                 "enabled": bool(self.precheck.fs_freeze),

@@ -168,6 +168,11 @@ class ScriptResult:
         }
 
 
+def not_run(which: str) -> dict[str, object]:
+    """The record of a script the framework never started (same keys as one that ran)."""
+    return ScriptResult(which, None).to_dict()
+
+
 @dataclass(frozen=True)
 class Pacing:
     """How literally the extension's waiting is reproduced.

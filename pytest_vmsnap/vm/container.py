@@ -16,7 +16,8 @@ so the harness, the driver and the apps use either without knowing which.
   it thaws every disk, ends every other process of the VM, unmounts the disks and exits.
   The network is ``none``: the VM has its own loopback only, so default ports never collide,
   exactly like the host stand-in.
-- Our package is mounted read-only at its own absolute path and ``PYTHONPATH`` points at it;
+- Our package is mounted read-only at a fixed path (``/usr/local/lib/vmsnap``, never under the
+  VM's private ``/tmp``) and ``PYTHONPATH`` points there;
   the interpreter is the image's ``/usr/bin/python3`` (Debian's 3.11). Commands whose argv[0]
   is this process's interpreter (``sys.executable``, which is how the harness and the apps run
   helper modules) are run with ``/usr/bin/python3`` instead.
@@ -55,14 +56,21 @@ from pathlib import Path
 from typing import Any
 
 from . import names
-from .engine import LABEL_TAG, LABEL_VM, Engine, configure_testcontainers, list_ours
+from .engine import (
+    IN_VM_LIB,
+    LABEL_TAG,
+    LABEL_VM,
+    Engine,
+    configure_testcontainers,
+    list_ours,
+    package_mount,
+)
 from .errors import VmError
 from .model import Disk
 from .vminit import thaw
 
 PYTHON = "/usr/bin/python3"
 """The interpreter inside every vmsnap image (Debian's python3)."""
-REPO = Path(__file__).resolve().parents[2]
 INIT_MODULE = "pytest_vmsnap.vm.container"
 CONTROLLER_LOCK = "/.vmsnap/controller.lock"
 """Inside the VM: the lock file the controller holds while it lives."""
@@ -165,9 +173,10 @@ class ContainerVM:
         tc = DockerContainer(self.image)
         tc.with_name(self.container_name)
         tc.with_command([PYTHON, "-m", INIT_MODULE, "init", json.dumps(self._spec())])
-        tc.with_env("PYTHONPATH", str(REPO))
+        tc.with_env("PYTHONPATH", IN_VM_LIB)
         tc.with_env("PYTHONDONTWRITEBYTECODE", "1")
-        tc.with_volume_mapping(str(REPO), str(REPO), "ro")
+        for host_path, vm_path in package_mount().items():
+            tc.with_volume_mapping(host_path, vm_path, "ro")
         tc.with_volume_mapping(str(self._hold_lock()), CONTROLLER_LOCK, "ro")
         for path in self.shared:
             tc.with_volume_mapping(path, path, "rw")
@@ -276,7 +285,7 @@ class ContainerVM:
         argv = [str(a) for a in argv]
         if argv and _is_host_python(argv[0]):
             argv[0] = PYTHON
-        cmd = [self._docker, "exec", "-i", "-e", f"PYTHONPATH={REPO}"]
+        cmd = [self._docker, "exec", "-i", "-e", f"PYTHONPATH={IN_VM_LIB}"]
         cmd += ["-e", "PYTHONDONTWRITEBYTECODE=1"]
         for key, value in sorted(_forwarded_env(env).items()):
             cmd += ["-e", f"{key}={value}"]

@@ -48,6 +48,19 @@ DEFAULT_SOCKET = "unix:///var/run/docker.sock"
 LABEL_TAG = "vmsnap.tag"
 """Every container we create carries this label, with its session tag as the value."""
 LABEL_VM = "vmsnap.vm"
+PACKAGE = Path(__file__).resolve().parents[1]
+"""Our package on the host; containers get it read-only at :data:`IN_VM_PACKAGE`."""
+IN_VM_LIB = "/usr/local/lib/vmsnap"
+"""``PYTHONPATH`` inside a container VM. A fixed path, not the host's: the VM puts tmpfs on
+``/tmp`` and ``/run``, which would hide a checkout living there."""
+IN_VM_PACKAGE = f"{IN_VM_LIB}/pytest_vmsnap"
+
+
+def package_mount() -> dict[str, str]:
+    """The read-only bind of our package into a container: ``{host path: in-VM path}``."""
+    return {str(PACKAGE): IN_VM_PACKAGE}
+
+
 READY_TIMEOUT_S = 30.0
 STOP_TIMEOUT_S = 40.0
 SBIN_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"

@@ -40,7 +40,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .engine import LABEL_TAG, _flock, state_dir
+from .engine import IN_VM_LIB, LABEL_TAG, _flock, package_mount, state_dir
 from .errors import VmError
 
 REPO = Path(__file__).resolve().parents[2]
@@ -455,7 +455,7 @@ def image_for_app(app: str, client: Any = None) -> str:
 
 def smoke(name: str, client: Any = None) -> dict[str, str]:
     """Import the in-VM modules and the app's client library with the image's
-    ``/usr/bin/python3``, the repository mounted read-only at its own path as the container
+    ``/usr/bin/python3``, our package mounted read-only as the container
     stand-in does; returns the versions found (python and the client library).
     """
     name = recipe_name(name)
@@ -475,8 +475,8 @@ def smoke(name: str, client: Any = None) -> dict[str, str]:
             ["/usr/bin/python3", "-c", code],
             remove=True,
             network_mode="none",
-            environment={"PYTHONPATH": str(REPO), "PYTHONDONTWRITEBYTECODE": "1"},
-            volumes={str(REPO): {"bind": str(REPO), "mode": "ro"}},
+            environment={"PYTHONPATH": IN_VM_LIB, "PYTHONDONTWRITEBYTECODE": "1"},
+            volumes={h: {"bind": v, "mode": "ro"} for h, v in package_mount().items()},
             labels={LABEL_TAG: "vmsnap-images"},
             stderr=True,
         )
