@@ -20,6 +20,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, ClassVar, Protocol
 
 from ..vm.model import DiskSpec
@@ -144,3 +145,21 @@ class App(ABC):
     @abstractmethod
     def client(self, timeout_s: float = 10.0) -> Client:
         """A new connection as the application user. Called inside the VM."""
+
+
+def log_size(vm: VmLike, log: str) -> int:
+    """Size of the server log ``log`` inside the VM (0 while it does not exist)."""
+    try:
+        return Path(vm.path(log)).stat().st_size
+    except OSError:
+        return 0
+
+
+def read_log(vm: VmLike, log: str, offset: int = 0) -> str:
+    """The server log ``log`` from ``offset`` (the size it had before this start)."""
+    try:
+        with open(vm.path(log), "rb") as f:
+            f.seek(offset)
+            return f.read().decode(errors="replace")
+    except OSError:
+        return ""

@@ -53,6 +53,8 @@ from .base import (
     StartReport,
     State,
     VmLike,
+    log_size,
+    read_log,
 )
 
 DATADIR = "/var/lib/mysql"
@@ -166,23 +168,6 @@ def _sql(vm: VmLike, sql: str, *, check: bool = True, timeout: float = 60) -> st
     return done.stdout.decode(errors="replace")
 
 
-def _log_size(vm: VmLike) -> int:
-    try:
-        return Path(vm.path(ERROR_LOG)).stat().st_size
-    except OSError:
-        return 0
-
-
-def _read_log(vm: VmLike, offset: int = 0) -> str:
-    """The error log from ``offset`` (the size it had before this start)."""
-    try:
-        with open(vm.path(ERROR_LOG), "rb") as f:
-            f.seek(offset)
-            return f.read().decode(errors="replace")
-    except OSError:
-        return ""
-
-
 def _launch(vm: VmLike) -> Any:
     import subprocess
 
@@ -199,7 +184,7 @@ def _wait_ready(vm: VmLike, proc: Any, deadline: float, offset: int = 0) -> str:
     """Poll ``mariadb-admin ping`` until ``deadline``; '' when ready, else why not."""
     while True:
         if proc.poll() is not None:
-            tail = _read_log(vm, offset).strip().splitlines()[-5:]
+            tail = read_log(vm, ERROR_LOG, offset).strip().splitlines()[-5:]
             return f"mariadbd exited ({proc.returncode}): " + " | ".join(tail)
         left = deadline - time.monotonic()
         if left <= 0:
@@ -409,7 +394,7 @@ class MariadbApp(App):
             ],
             timeout=120,
         )
-        offset = _log_size(vm)
+        offset = log_size(vm, ERROR_LOG)
         proc = _launch(vm)
         why = _wait_ready(vm, proc, time.monotonic() + 60, offset)
         if why:
@@ -420,13 +405,13 @@ class MariadbApp(App):
         began = time.monotonic()
         try:
             _prepare(vm)
-            offset = _log_size(vm)
+            offset = log_size(vm, ERROR_LOG)
             proc = _launch(vm)
         except Exception as err:
             return StartReport(False, time.monotonic() - began, error=str(err))
         why = _wait_ready(vm, proc, began + deadline_s, offset)
         if why:
-            report = self._evidence(_read_log(vm, offset), [])
+            report = self._evidence(read_log(vm, ERROR_LOG, offset), [])
             report.started, report.seconds, report.error = False, time.monotonic() - began, why
             return report
         seconds = time.monotonic() - began
@@ -438,7 +423,7 @@ class MariadbApp(App):
             )
             if tables:
                 checks = _check_rows(_sql(vm, "CHECK TABLE " + ", ".join(tables)))
-        report = self._evidence(_read_log(vm, offset), checks)
+        report = self._evidence(read_log(vm, ERROR_LOG, offset), checks)
         report.started, report.seconds = True, seconds
         return report
 

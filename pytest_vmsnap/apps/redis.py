@@ -49,6 +49,8 @@ from .base import (
     StartReport,
     State,
     VmLike,
+    log_size,
+    read_log,
 )
 
 DATA_DIR = "/var/lib/redis"
@@ -161,28 +163,11 @@ def _launch(vm: VmLike) -> Any:
     )
 
 
-def _log_size(vm: VmLike) -> int:
-    try:
-        return Path(vm.path(LOG_FILE)).stat().st_size
-    except OSError:
-        return 0
-
-
-def _read_log(vm: VmLike, offset: int = 0) -> str:
-    """The server log from ``offset`` (the size it had before this start)."""
-    try:
-        with open(vm.path(LOG_FILE), "rb") as f:
-            f.seek(offset)
-            return f.read().decode(errors="replace")
-    except OSError:
-        return ""
-
-
 def _wait_ready(vm: VmLike, proc: Any, deadline: float, offset: int = 0) -> str:
     """Poll PING and INFO until the dataset is loaded; '' when ready, else why not."""
     while True:
         if proc.poll() is not None:
-            tail = _read_log(vm, offset).strip().splitlines()[-5:]
+            tail = read_log(vm, LOG_FILE, offset).strip().splitlines()[-5:]
             return f"redis-server exited ({proc.returncode}): " + " | ".join(tail)
         left = deadline - time.monotonic()
         if left <= 0:
@@ -282,7 +267,7 @@ class RedisApp(App):
 
     def provision(self, vm: VmLike) -> None:
         _prepare(vm)
-        offset = _log_size(vm)
+        offset = log_size(vm, LOG_FILE)
         proc = _launch(vm)
         why = _wait_ready(vm, proc, time.monotonic() + 30, offset)
         if why:
@@ -300,12 +285,12 @@ class RedisApp(App):
         began = time.monotonic()
         try:
             _prepare(vm)
-            offset = _log_size(vm)
+            offset = log_size(vm, LOG_FILE)
             proc = _launch(vm)
         except Exception as err:
             return StartReport(False, time.monotonic() - began, error=str(err))
         why = _wait_ready(vm, proc, began + deadline_s, offset)
-        report = self._evidence(_read_log(vm, offset))
+        report = self._evidence(read_log(vm, LOG_FILE, offset))
         report.seconds = time.monotonic() - began
         if why:
             report.error = why

@@ -67,6 +67,7 @@ from .engine import (
 )
 from .errors import VmError
 from .model import Disk
+from .standin import StandIn
 from .vminit import thaw
 
 PYTHON = "/usr/bin/python3"
@@ -79,7 +80,7 @@ STOP_TIMEOUT_S = 20
 configure_testcontainers()  # before anything imports testcontainers
 
 
-class ContainerVM:
+class ContainerVM(StandIn):
     """A stand-in VM that is a Docker container; processes enter it through ``docker exec``."""
 
     kind = "container"
@@ -299,48 +300,11 @@ class ContainerVM:
         kwargs.setdefault("stdin", subprocess.DEVNULL)
         return subprocess.Popen(cmd, env=self._cli_env, **kwargs)
 
-    def run(
-        self,
-        argv: Sequence[str],
-        *,
-        check: bool = True,
-        timeout: float | None = 120,
-        input: bytes | None = None,
-    ) -> subprocess.CompletedProcess[bytes]:
-        """Run a command inside the VM and wait for it; VmError with its stderr on failure."""
-        cmd = self._exec(argv)
-        feed: dict[str, Any] = {"input": input} if input is not None else {}
-        if input is None:
-            feed["stdin"] = subprocess.DEVNULL
-        try:
-            done = subprocess.run(
-                cmd, capture_output=True, timeout=timeout, env=self._cli_env, **feed
-            )
-        except subprocess.TimeoutExpired as err:
-            raise VmError(
-                f"VM {self.name}: {' '.join(argv)} did not finish in {timeout} s"
-            ) from err
-        done.args = list(argv)
-        if check and done.returncode:
-            msg = done.stderr.decode(errors="replace").strip() or f"exit {done.returncode}"
-            raise VmError(f"VM {self.name}: {' '.join(argv)}: {msg}")
-        return done
+    def _enter(self, argv: Sequence[str]) -> list[str]:
+        return self._exec(argv)
 
-    def path(self, inside: str) -> Path:
-        """This host's path to ``inside`` as the VM sees it (through /proc/PID/root)."""
-        if self.pid is None:
-            raise VmError(f"VM {self.name} is not running")
-        return Path(f"/proc/{self.pid}/root") / inside.lstrip("/")
-
-    def thaw_all(self) -> list[str]:
-        """Thaw every disk mount of the VM that is frozen; returns those it thawed."""
-        if self.pid is None:
-            return []
-        return [
-            d.spec.mountpoint
-            for d in reversed(self.disks)
-            if thaw(str(self.path(d.spec.mountpoint)))
-        ]
+    def _enter_env(self) -> dict[str, str] | None:
+        return self._cli_env
 
 
 def _is_host_python(program: str) -> bool:

@@ -24,10 +24,10 @@ from typing import Any
 
 from .errors import VmError
 from .model import Disk
-from .vminit import thaw
+from .standin import StandIn
 
 
-class HostVM:
+class HostVM(StandIn):
     """A stand-in VM made of namespaces; processes enter it through ``nsenter``."""
 
     kind = "host"
@@ -122,52 +122,15 @@ class HostVM:
             raise VmError(f"VM {self.name} is not running")
         return ["nsenter", "--target", str(self.pid), "--mount", "--net", "--pid", "--", *argv]
 
+    _enter = _nsenter
+
+    def _enter_env(self) -> dict[str, str]:
+        return _child_env()
+
     def popen(self, argv: Sequence[str], **kwargs: Any) -> subprocess.Popen[Any]:
         """Start a process inside the VM (it dies with the VM)."""
         kwargs.setdefault("env", _child_env())
         return subprocess.Popen(self._nsenter(argv), **kwargs)
-
-    def run(
-        self,
-        argv: Sequence[str],
-        *,
-        check: bool = True,
-        timeout: float | None = 120,
-        input: bytes | None = None,
-    ) -> subprocess.CompletedProcess[bytes]:
-        """Run a command inside the VM and wait for it; VmError with its stderr on failure."""
-        try:
-            done = subprocess.run(
-                self._nsenter(argv),
-                capture_output=True,
-                timeout=timeout,
-                input=input,
-                env=_child_env(),
-            )
-        except subprocess.TimeoutExpired as err:
-            raise VmError(
-                f"VM {self.name}: {' '.join(argv)} did not finish in {timeout} s"
-            ) from err
-        if check and done.returncode:
-            msg = done.stderr.decode(errors="replace").strip() or f"exit {done.returncode}"
-            raise VmError(f"VM {self.name}: {' '.join(argv)}: {msg}")
-        return done
-
-    def path(self, inside: str) -> Path:
-        """This host's path to ``inside`` as the VM sees it (through /proc/PID/root)."""
-        if self.pid is None:
-            raise VmError(f"VM {self.name} is not running")
-        return Path(f"/proc/{self.pid}/root") / inside.lstrip("/")
-
-    def thaw_all(self) -> list[str]:
-        """Thaw every disk mount of the VM that is frozen; returns those it thawed."""
-        if self.pid is None:
-            return []
-        return [
-            d.spec.mountpoint
-            for d in reversed(self.disks)
-            if thaw(str(self.path(d.spec.mountpoint)))
-        ]
 
     def stop(self, timeout_s: float = 15.0) -> None:
         """Thaw, then end PID 1 (the kernel ends every process of the VM and its mounts)."""

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from pytest_vmsnap.vm import container as ct
-from pytest_vmsnap.vm.engine import LABEL_TAG, list_ours
+from pytest_vmsnap.vm.engine import IN_VM_LIB, IN_VM_PACKAGE, LABEL_TAG, list_ours
 from pytest_vmsnap.vm.errors import VmError
 from pytest_vmsnap.vm.model import DiskSpec
 
@@ -65,7 +65,7 @@ def test_run_uses_debian_python_and_reports_failures(pg_vm: ct.ContainerVM) -> N
     )
     assert pg_vm.run([sys.executable, "-c", code]).stdout.strip() == b"ok"
     env = pg_vm.run(["sh", "-c", "echo $PYTHONPATH; id -u; pwd"]).stdout.decode().split()
-    assert env == [str(REPO), "0", "/"]
+    assert env == [IN_VM_LIB, "0", "/"]
     with pytest.raises(VmError, match="boom"):
         pg_vm.run(["sh", "-c", "echo boom >&2; exit 3"])
     done = pg_vm.run(["sh", "-c", "exit 3"], check=False)
@@ -73,8 +73,10 @@ def test_run_uses_debian_python_and_reports_failures(pg_vm: ct.ContainerVM) -> N
     assert pg_vm.run(["cat"], input=b"fed\n").stdout == b"fed\n"
     with pytest.raises(VmError, match="did not finish"):
         pg_vm.run(["sleep", "5"], timeout=0.5)
-    # The repository is read-only inside.
-    assert pg_vm.run(["touch", f"{REPO}/x"], check=False).returncode != 0
+    # Our package is read-only inside, at a fixed path (the host checkout's path is not used:
+    # under /tmp the VM's tmpfs would hide it).
+    assert pg_vm.run(["touch", f"{IN_VM_PACKAGE}/x"], check=False).returncode != 0
+    assert pg_vm.run(["test", "-e", f"{REPO}/pytest_vmsnap"], check=False).returncode != 0
 
 
 def test_popen_pipes(pg_vm: ct.ContainerVM) -> None:

@@ -11,6 +11,8 @@ from typing import Any
 
 import pytest
 
+from pytest_vmsnap.settings import Settings
+
 REPO = Path(__file__).resolve().parents[2]
 SAMPLES = REPO / "sample_scripts"
 DATA = Path(__file__).resolve().parent / "data"
@@ -77,6 +79,22 @@ def cycle_files(
         dst.chmod(0o700)  # git keeps only 755; the framework wants no group/other bits
         scripts.append(dst)
     return config, scripts[0], scripts[1]
+
+
+def cycle_settings(
+    tmp_path: Path,
+    app: str,
+    pre: Path | str | None = None,
+    post: Path | str | None = None,
+    *,
+    freeze: bool = True,
+    **options: Any,
+) -> Settings:
+    """Settings for one cycle of ``app`` on the files of :func:`cycle_files`; prompt pacing and
+    a short workload unless ``options`` say otherwise."""
+    config, pre_path, post_path = cycle_files(tmp_path, app, pre, post, freeze=freeze)
+    options = {"pacing": "prompt", "workload_seconds": 0.6, **options}
+    return Settings(config=config, pre=pre_path, post=post_path, app=app, **options)
 
 
 def _short(text: str) -> str:

@@ -21,12 +21,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from appcycle import cycle_files, evidence, require
+from appcycle import cycle_settings, evidence, require
 
 from pytest_vmsnap import oracle
 from pytest_vmsnap.apps.base import BANK_TOTAL
 from pytest_vmsnap.harness import run
-from pytest_vmsnap.settings import Settings
 
 # app -> (quiesce declaration of its correct pair, data mount point that must be frozen)
 APPS: dict[str, tuple[str, str]] = {
@@ -44,17 +43,7 @@ def test_correct_scripts_are_application_consistent(
     """The correct sample pair for ``app``: application-consistent, with the evidence for it."""
     require(app)
     quiesce, mount = APPS[app]
-    config, pre, post = cycle_files(tmp_path, app)
-    settings = Settings(
-        config=config,
-        pre=pre,
-        post=post,
-        app=app,
-        quiesce=quiesce,
-        pacing="prompt",
-        workload_seconds=0.6,
-    )
-    d = run(settings).to_dict()
+    d = run(cycle_settings(tmp_path, app, quiesce=quiesce)).to_dict()
     why = evidence(d)
     print(f"\n{app}: {why}")
     o = d["oracle"]

@@ -31,7 +31,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from appcycle import DATA, SAMPLES, TRIVIAL, cycle_files, evidence, require
+from appcycle import DATA, SAMPLES, TRIVIAL, cycle_settings, evidence, require
 
 from pytest_vmsnap import oracle
 from pytest_vmsnap.harness import run
@@ -86,20 +86,12 @@ def test_mariadb_ftwrl_released_on_exit_is_caught(tmp_path: Path, root_required:
     every acknowledged write is there, so the verdict is crash-consistent, not worse.
     """
     require("mariadb")
-    config, pre, post = cycle_files(
+    settings = cycle_settings(
         tmp_path,
         "mariadb",
         DATA / "mariadb-pre-ftwrl-exits-no-readonly.sh",
         SAMPLES / "mariadb" / "post.sh",
-    )
-    settings = Settings(
-        config=config,
-        pre=pre,
-        post=post,
-        app="mariadb",
         quiesce="lock",
-        pacing="prompt",
-        workload_seconds=0.6,
     )
     d, results = until_caught(settings, label="mariadb FTWRL released on exit")
     why = caught(d, results)
@@ -151,18 +143,16 @@ def _checkpoint_in_skew_window(skew_s: float, log: list[dict[str, Any]]) -> Call
 
 
 def _postgres_split_settings(tmp_path: Path, order: str, skew_s: float) -> Settings:
-    config, pre, post = cycle_files(tmp_path, "postgres", TRIVIAL, TRIVIAL, freeze=False)
-    return Settings(
-        config=config,
-        pre=pre,
-        post=post,
-        app="postgres",
+    return cycle_settings(
+        tmp_path,
+        "postgres",
+        TRIVIAL,
+        TRIVIAL,
+        freeze=False,
         disks=2,
         skew_s=skew_s,
         snapshot_order=order,
         quiesce="none",
-        pacing="prompt",
-        workload_seconds=0.6,
     )
 
 
@@ -242,20 +232,12 @@ def test_postgres_left_read_only_fails_liveness(tmp_path: Path, root_required: N
     post-script the application's writes are refused for the whole liveness bound, so the
     verdict is held at crash-consistent."""
     require("postgres")
-    config, pre, post = cycle_files(
+    settings = cycle_settings(
         tmp_path,
         "postgres",
         SAMPLES / "postgres" / "pre-sets-readonly.sh",
         SAMPLES / "postgres" / "post-leaves-readonly.sh",
-    )
-    settings = Settings(
-        config=config,
-        pre=pre,
-        post=post,
-        app="postgres",
         quiesce="none",
-        pacing="prompt",
-        workload_seconds=0.6,
     )
     d, results = until_caught(settings, label="postgres left read-only")
     why = caught(d, results)
@@ -276,20 +258,12 @@ def test_redis_bgsave_without_waiting_is_caught(tmp_path: Path, root_required: N
     lock: the quiesce probe's write is accepted, so crash-consistent. The AOF (fsynced on
     every write) still restores every acknowledged write."""
     require("redis")
-    config, pre, post = cycle_files(
+    settings = cycle_settings(
         tmp_path,
         "redis",
         SAMPLES / "redis" / "pre-bgsave-nowait.sh",
         SAMPLES / "redis" / "post.sh",
-    )
-    settings = Settings(
-        config=config,
-        pre=pre,
-        post=post,
-        app="redis",
         quiesce="lock",
-        pacing="prompt",
-        workload_seconds=0.6,
     )
     d, results = until_caught(settings, label="redis BGSAVE without waiting")
     why = caught(d, results)
@@ -394,15 +368,14 @@ def test_sqlite_copy_of_live_image_torn_across_checkpoint_is_caught(
     it (every ~7 s at this workload's rate).
     """
     require("sqlite")
-    config, pre, post = cycle_files(tmp_path, "sqlite", TRIVIAL, TRIVIAL, freeze=False)
-    settings = Settings(
-        config=config,
-        pre=pre,
-        post=post,
-        app="sqlite",
+    settings = cycle_settings(
+        tmp_path,
+        "sqlite",
+        TRIVIAL,
+        TRIVIAL,
+        freeze=False,
         snapshot="copy",
         quiesce="none",
-        pacing="prompt",
         workload_seconds=2.0,
     )
     log: list[dict[str, Any]] = []
