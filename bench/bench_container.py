@@ -112,11 +112,31 @@ def exec_cost(kind: str, app: str, tmp: Path, tag: str, n: int = 20) -> float:
         image.unlink(missing_ok=True)
 
 
+def remove_our_images(client: object) -> list[str]:
+    """Remove every ``vmsnap/*`` image (apps first, then the base); returns their tags."""
+    ours = [
+        img
+        for img in client.images.list()  # type: ignore[attr-defined]
+        if any(t.startswith(f"{images.BASE_REPO.split('/')[0]}/") for t in img.tags)
+    ]
+    ours.sort(key=lambda img: any(t.startswith(images.BASE_REPO) for t in img.tags))
+    removed = []
+    for img in ours:
+        client.images.remove(img.id, force=True)  # type: ignore[attr-defined]
+        removed += img.tags
+    return removed
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--app", default="postgres", choices=sorted(images.APP_IMAGES))
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--json", type=Path)
+    parser.add_argument(
+        "--fresh",
+        action="store_true",
+        help="remove our images first, so the first call times a build from scratch (base too)",
+    )
     args = parser.parse_args()
     if os.geteuid() != 0:
         print("bench_container: needs root (loop devices, fsfreeze, dockerd)", file=sys.stderr)
@@ -133,12 +153,18 @@ def main() -> int:
     cycles: dict[str, list[dict[str, float]]] = {"host": [], "container": []}
     verdicts: dict[str, list[str]] = {"host": [], "container": []}
     try:
+        if args.fresh:
+            out["removed_images"] = remove_our_images(client)
         first = images.ensure_image(args.app, client)
         again = images.ensure_image(args.app, client)
         out["image"] = first.ref
         out["image_first_call_s"] = first.seconds
         out["image_first_call_built"] = first.built
         out["image_build_steps"] = first.steps
+        if first.base is not None:
+            out["base_built"] = first.base.built
+            out["base_s"] = first.base.seconds
+            out["base_steps"] = first.base.steps
         out["image_cached_call_s"] = again.seconds
         with tempfile.TemporaryDirectory(prefix="vmsnap-bench-") as tmp:
             work = Path(tmp)
@@ -187,10 +213,15 @@ def main() -> int:
         f"(stopped: {out['engine_stopped']})"
     )
     built = "built" if out["image_first_call_built"] else "cache hit"
+    if out.get("removed_images"):
+        print(f"removed first (--fresh): {', '.join(out['removed_images'])}")
     print(
         f"image {out['image']}: first call {out['image_first_call_s']:.2f} s ({built}), "
         f"second call {out['image_cached_call_s'] * 1000:.1f} ms"
     )
+    if out.get("base_built"):
+        steps = ", ".join(f"{k} {v:.1f} s" for k, v in out["base_steps"].items())
+        print(f"  of which the base image: {out['base_s']:.2f} s ({steps})")
     ex = out["exec_s"]
     print(
         f"one command in the VM: host (nsenter) {ex['host'] * 1000:.0f} ms, "

@@ -396,9 +396,23 @@ class Engine:
         if _alive(pid, record["start"]):
             os.kill(pid, signal.SIGKILL)
             time.sleep(0.2)
+        self._unmount_data_root()
         with contextlib.suppress(OSError):
             self.ours_file.unlink()
         return True
+
+    def _unmount_data_root(self) -> None:
+        """dockerd bind-mounts its data root onto itself (to make it private) and leaves that
+        mount behind when it stops: remove it, by its exact path, once nothing is under it."""
+        root = str(self.data_root)
+        try:
+            targets = [
+                line.split()[4] for line in Path("/proc/self/mountinfo").read_text().splitlines()
+            ]
+        except OSError:
+            return
+        if root in targets and not any(t.startswith(root + "/") for t in targets):
+            subprocess.run(["umount", root], capture_output=True, check=False)
 
 
 def ping(wait_s: float = 0.0) -> Any:

@@ -73,6 +73,9 @@ def test_engine_started_and_stopped_by_us(container_required: None) -> None:
     # --bridge=none --iptables=false: nothing of the engine stays in the network config
     links = subprocess.run(["ip", "-o", "link"], capture_output=True, text=True).stdout
     assert "docker0" not in links
+    # dockerd's self-bind of its data root is gone with it
+    mounts = [line.split()[4] for line in Path("/proc/self/mountinfo").read_text().splitlines()]
+    assert not [m for m in mounts if m.startswith(str(engine.data_root))], mounts
 
 
 def test_engine_shared_between_processes_last_user_stops_it(container_required: None) -> None:

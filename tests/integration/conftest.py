@@ -39,11 +39,12 @@ def root_required() -> None:
 
 
 @pytest.fixture(scope="session")
-def session_tag() -> str:
+def session_tag() -> Iterator[str]:
     """This test session's resource tag, claimed so `vmsnap cleanup` leaves it alone."""
     tag = names.new_tag()
     names.claim(names.vmsnap_home(), tag)
-    return tag
+    yield tag
+    names.owner_file(names.vmsnap_home(), tag).unlink(missing_ok=True)
 
 
 @pytest.fixture

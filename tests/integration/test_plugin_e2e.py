@@ -7,18 +7,25 @@ scripts, installed with modes 600/700) and runs pytest on it in a subprocess.
 from __future__ import annotations
 
 import json
-import subprocess
 from pathlib import Path
 
 import pytest
+from appcycle import require
+from plugin_runs import (
+    MAIN_CHECKS,
+    QUIESCE,
+    app_project,
+    leftovers,
+    main_cycle_passes,
+    reports,
+    run_pytest,
+)
 
 pytest_plugins = ["pytester"]
 
 REPO = Path(__file__).resolve().parents[2]
 EXAMPLE_CONFIG = REPO / "examples" / "sqlite" / "VMSnapshotScriptPluginConfig.json"
 SAMPLES = REPO / "sample_scripts" / "sqlite"
-TIMEOUT_S = 600
-MAIN_CHECKS = "application-consistent or quiesce or liveness"
 
 
 def _install(src: Path, dst: Path, mode: int) -> None:
@@ -45,33 +52,8 @@ def _project(pytester: pytest.Pytester, pre: str = "pre.sh", **ini: str) -> pyte
     return pytester
 
 
-def _run(pytester: pytest.Pytester, *args: str) -> pytest.RunResult:
-    return pytester.runpytest_subprocess("-p", "no:cacheprovider", *args, timeout=TIMEOUT_S)
-
-
-def _leftovers(tags: list[str]) -> list[str]:
-    """Loop devices and mounts on this host that carry one of ``tags``."""
-    assert tags and all(tags)
-    out = subprocess.run(
-        ["losetup", "--json", "--list"], capture_output=True, text=True, check=True
-    ).stdout
-    loops = json.loads(out)["loopdevices"] if out.strip() else []
-    found = [
-        f"loop {d['name']} -> {d.get('back-file')}"
-        for d in loops
-        if any(t in (d.get("back-file") or "") for t in tags)
-    ]
-    mountinfo = Path("/proc/self/mountinfo").read_text().splitlines()
-    found += [f"mount {line}" for line in mountinfo if any(t in line for t in tags)]
-    return found
-
-
-def _reports(pytester: pytest.Pytester) -> dict[str, dict]:
-    return {p.stem: json.loads(p.read_text()) for p in (pytester.path / "report").glob("*.json")}
-
-
 def test_bundled_sqlite_example_passes(pytester: pytest.Pytester, root_required: None) -> None:
-    result = _run(_project(pytester), "--vmsnap", "-k", MAIN_CHECKS)
+    result = run_pytest(_project(pytester), "--vmsnap", "-k", MAIN_CHECKS)
     result.assert_outcomes(passed=3)
     result.stdout.fnmatch_lines(
         [
@@ -81,17 +63,26 @@ def test_bundled_sqlite_example_passes(pytester: pytest.Pytester, root_required:
             "post *s x1",
         ]
     )
-    main = _reports(pytester)["main"]
+    main = reports(pytester)["main"]
     assert main["verdict"] == "application-consistent"
     assert main["oracle"]["quiesce_probe"]["result"] in ("blocked", "refused")
-    assert _leftovers([main["tag"]]) == []
+    assert leftovers([main["tag"]]) == []
+
+
+@pytest.mark.parametrize("app", list(QUIESCE))
+def test_zero_code_battery_per_application(
+    pytester: pytest.Pytester, root_required: None, app: str
+) -> None:
+    """The zero-code battery's main cycle for PostgreSQL, MariaDB and Redis (SQLite above)."""
+    require(app)
+    main_cycle_passes(app_project(pytester, app), app, "host")
 
 
 def test_lock_released_by_the_pre_script_fails_the_quiesce_check(
     pytester: pytest.Pytester, root_required: None
 ) -> None:
     project = _project(pytester, pre="pre-lock-released.sh")
-    result = _run(project, "--vmsnap", "-k", "quiesce")
+    result = run_pytest(project, "--vmsnap", "-k", "quiesce")
     result.assert_outcomes(failed=1)
     result.stdout.fnmatch_lines(
         [
@@ -105,7 +96,7 @@ def test_lock_released_by_the_pre_script_fails_the_quiesce_check(
     )
     out = result.stdout.str() + result.stderr.str()
     assert "Traceback" not in out
-    assert _leftovers([_reports(pytester)["main"]["tag"]]) == []
+    assert leftovers([reports(pytester)["main"]["tag"]]) == []
 
 
 TIMING_CONFTEST = """
@@ -140,25 +131,25 @@ def test_xdist_runs_isolated_cycles_in_parallel(
     project = _project(pytester)
     project.makeconftest(TIMING_CONFTEST)
     # Two items for two workers: each worker runs the main cycle in its own context.
-    result = _run(project, "--vmsnap", "-n", "2", "-k", "application-consistent or liveness")
+    result = run_pytest(project, "--vmsnap", "-n", "2", "-k", "application-consistent or liveness")
     result.assert_outcomes(passed=2)
     lines = sorted(line for line in result.outlines if line.startswith("main ["))
     assert [line.split(":", 1)[0] for line in lines] == ["main [gw0]", "main [gw1]"], lines
     assert all(": application-consistent | status 0 health 0 |" in line for line in lines)
 
-    reports = _reports(project)
-    assert sorted(reports) == ["main-gw0", "main-gw1"]
-    tags = [reports[f"main-{w}"]["tag"] for w in ("gw0", "gw1")]
+    found = reports(project)
+    assert sorted(found) == ["main-gw0", "main-gw1"]
+    tags = [found[f"main-{w}"]["tag"] for w in ("gw0", "gw1")]
     assert tags[0] != tags[1]
     assert tags[0].endswith("-gw0") and tags[1].endswith("-gw1")
-    for data in reports.values():
+    for data in found.values():
         assert data["verdict"] == "application-consistent"
         assert data["oracle"]["acked_missing"] == 0 and data["oracle"]["invariants_ok"] is True
     (a0, a1), (b0, b1) = (
         json.loads((project.path / f"cycle-{w}.json").read_text()) for w in ("gw0", "gw1")
     )
     assert max(a0, b0) < min(a1, b1), "the two cycles did not overlap in time"
-    assert _leftovers(tags) == []
+    assert leftovers(tags) == []
 
 
 USER_TESTS = """
@@ -196,12 +187,12 @@ def test_user_tests_with_fixtures_and_marker(
 ) -> None:
     project = _project(pytester)
     project.makepyfile(test_backup=USER_TESTS)
-    result = _run(project, "-v")
+    result = run_pytest(project, "-v")
     result.assert_outcomes(passed=2)
     result.stdout.fnmatch_lines(
         ["*= vmsnap summary =*", "test_two_disk_cycle: application-consistent | status 0 *"]
     )
-    cycle = _reports(project)["test_two_disk_cycle"]
+    cycle = reports(project)["test_two_disk_cycle"]
     assert cycle["disks"] == 2 and cycle["fs"] == "xfs"
     vm_tag = (project.path / "vm-tag").read_text()
-    assert _leftovers([vm_tag, cycle["tag"]]) == []
+    assert leftovers([vm_tag, cycle["tag"]]) == []

@@ -13,9 +13,9 @@ import pytest
 
 from pytest_vmsnap.settings import Settings
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[1]
 SAMPLES = REPO / "sample_scripts"
-DATA = Path(__file__).resolve().parent / "data"
+DATA = Path(__file__).resolve().parent / "integration" / "data"
 TRIVIAL = "#!/bin/sh\n# does nothing: no quiesce at all\nexit 0\n"
 
 # app -> (programs, Python modules) it needs on this machine
