@@ -7,7 +7,9 @@ main cycle under load feeds the cycle, quiesce and liveness checks) run once per
 
 from __future__ import annotations
 
+import contextlib
 import json
+import shlex
 import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -104,8 +106,11 @@ def _liveness(ctx: Context) -> None:
         )
 
 
-def _quote(path: Path | None) -> str:
-    return "'" + str(path).replace("'", "'\\''") + "'"
+def _config_value(settings: Settings, key: str) -> Any:
+    """One key of the user's config (None when it cannot be read)."""
+    with contextlib.suppress(OSError, ValueError, TypeError, AttributeError):
+        return json.loads(Path(settings.config).read_text()).get(key)  # type: ignore[arg-type]
+    return None
 
 
 def _with_script(ctx: Context, which: str, body: str, **config_changes: Any) -> Settings:
@@ -168,7 +173,14 @@ def _fault_pre_fails(ctx: Context) -> None:
 
 
 def _fault_post_fails(ctx: Context) -> None:
-    s = _with_script(ctx, "post", "exit 3\n", continueBackupOnFailure=True, fsFreezeEnabled=True)
+    # The user's own post-script runs first (it releases what the pre-script holds), then the
+    # script fails: what is tested is the framework's handling of a failed post-script, not a
+    # lock that nothing releases (the liveness check covers that for the real post-script).
+    body = "exit 3\n"
+    user_post = ctx.settings.post or _config_value(ctx.settings, "postScriptLocation")
+    with contextlib.suppress(OSError, TypeError, UnicodeDecodeError):
+        body = f'sh -c {shlex.quote(Path(user_post).read_text())} post.sh "$@"\nexit 3\n'
+    s = _with_script(ctx, "post", body, continueBackupOnFailure=True, fsFreezeEnabled=True)
     _expect(ctx.cycle("fault-post-fails", s), 1, codes.POST_FAILED, "post-script fails")
 
 

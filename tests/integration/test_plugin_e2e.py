@@ -78,6 +78,28 @@ def test_zero_code_battery_per_application(
     main_cycle_passes(app_project(pytester, app), app, "host")
 
 
+def test_fault_items_follow_the_outcome_table(
+    pytester: pytest.Pytester, root_required: None
+) -> None:
+    """The battery's fault injections on the bundled example: each gets its outcome-table row
+    and leaves the application writable (the failing post-script still runs the user's own
+    post-script first, so the lock the pre-script took is released)."""
+    result = run_pytest(_project(pytester), "--vmsnap", "-k", "fault")
+    result.assert_outcomes(passed=5)
+    result.stdout.fnmatch_lines(
+        [
+            "fault-pre-hangs: crash-consistent | status 1 health 308 | *",
+            "fault-pre-fails: crash-consistent | status 1 health 300 | *",
+            "fault-post-fails: crash-consistent | status 1 health 301 | *",
+            "fault-post-missing: crash-consistent | status 1 health 303 | *",
+            "fault-snapshot-fails: not-taken | status 2 health 2 | *",
+        ]
+    )
+    found = reports(pytester)
+    assert found["fault-post-fails"]["oracle"]["liveness_ok"] is True
+    assert leftovers([d["tag"] for d in found.values()]) == []
+
+
 def test_lock_released_by_the_pre_script_fails_the_quiesce_check(
     pytester: pytest.Pytester, root_required: None
 ) -> None:
