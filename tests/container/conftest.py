@@ -27,6 +27,9 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         if "tests/container" in str(item.fspath):
             item.add_marker(pytest.mark.container)
+    # The engine lifecycle tests start and stop dockerd themselves (and skip when an engine is
+    # in use): run them before anything holds the session's engine.
+    items.sort(key=lambda item: item.path.name != "test_engine.py")
 
 
 def missing() -> str | None:
