@@ -18,7 +18,10 @@ transaction); ``vmsnap_probe(id, at)`` — writes made by the probes only.
 
 from __future__ import annotations
 
+import subprocess
+import time
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar, Protocol
@@ -163,3 +166,40 @@ def read_log(vm: VmLike, log: str, offset: int = 0) -> str:
             return f.read().decode(errors="replace")
     except OSError:
         return ""
+
+
+def launch_daemon(vm: VmLike, argv: list[str]) -> Any:
+    """Start a server inside the VM in its own session, detached from our streams."""
+    return vm.popen(
+        argv,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+
+
+def wait_ready(
+    vm: VmLike,
+    proc: Any,
+    deadline: float,
+    *,
+    server: str,
+    log: str,
+    socket: str,
+    ping: Callable[[float], bool],
+    offset: int = 0,
+) -> str:
+    """Poll until ``ping(timeout)`` answers once the unix ``socket`` exists: '' when ready,
+    else why not (the server exited: the tail of its ``log`` since ``offset``; or the
+    deadline passed)."""
+    while True:
+        if proc.poll() is not None:
+            tail = read_log(vm, log, offset).strip().splitlines()[-5:]
+            return f"{server} exited ({proc.returncode}): " + " | ".join(tail)
+        left = deadline - time.monotonic()
+        if left <= 0:
+            return f"{server} did not answer before the deadline"
+        if Path(vm.path(socket)).exists() and ping(max(1.0, min(5.0, left))):
+            return ""
+        time.sleep(0.05)

@@ -53,8 +53,10 @@ from .base import (
     StartReport,
     State,
     VmLike,
+    launch_daemon,
     log_size,
     read_log,
+    wait_ready,
 )
 
 DATADIR = "/var/lib/mysql"
@@ -169,35 +171,26 @@ def _sql(vm: VmLike, sql: str, *, check: bool = True, timeout: float = 60) -> st
 
 
 def _launch(vm: VmLike) -> Any:
-    import subprocess
-
-    return vm.popen(
-        ["mariadbd", f"--defaults-file={DEFAULTS}", "--user=mysql"],
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,
-    )
+    return launch_daemon(vm, ["mariadbd", f"--defaults-file={DEFAULTS}", "--user=mysql"])
 
 
 def _wait_ready(vm: VmLike, proc: Any, deadline: float, offset: int = 0) -> str:
     """Poll ``mariadb-admin ping`` until ``deadline``; '' when ready, else why not."""
-    while True:
-        if proc.poll() is not None:
-            tail = read_log(vm, ERROR_LOG, offset).strip().splitlines()[-5:]
-            return f"mariadbd exited ({proc.returncode}): " + " | ".join(tail)
-        left = deadline - time.monotonic()
-        if left <= 0:
-            return "mariadbd did not answer mariadb-admin ping before the deadline"
-        if Path(vm.path(SOCKET)).exists():
-            done = vm.run(
-                ["mariadb-admin", "--connect-timeout=2", "ping"],
-                check=False,
-                timeout=max(1.0, min(5.0, left)),
-            )
-            if done.returncode == 0:
-                return ""
-        time.sleep(0.05)
+
+    def ping(timeout: float) -> bool:
+        argv = ["mariadb-admin", "--connect-timeout=2", "ping"]
+        return vm.run(argv, check=False, timeout=timeout).returncode == 0
+
+    return wait_ready(
+        vm,
+        proc,
+        deadline,
+        server="mariadbd",
+        log=ERROR_LOG,
+        socket=SOCKET,
+        ping=ping,
+        offset=offset,
+    )
 
 
 def _provision_sql() -> str:

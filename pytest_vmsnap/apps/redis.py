@@ -49,8 +49,10 @@ from .base import (
     StartReport,
     State,
     VmLike,
+    launch_daemon,
     log_size,
     read_log,
+    wait_ready,
 )
 
 DATA_DIR = "/var/lib/redis"
@@ -152,33 +154,26 @@ def _prepare(vm: VmLike) -> None:
 
 
 def _launch(vm: VmLike) -> Any:
-    import subprocess
-
-    return vm.popen(
-        ["runuser", "-u", "redis", "--", "redis-server", CONF],
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,
-    )
+    return launch_daemon(vm, ["runuser", "-u", "redis", "--", "redis-server", CONF])
 
 
 def _wait_ready(vm: VmLike, proc: Any, deadline: float, offset: int = 0) -> str:
     """Poll PING and INFO until the dataset is loaded; '' when ready, else why not."""
-    while True:
-        if proc.poll() is not None:
-            tail = read_log(vm, LOG_FILE, offset).strip().splitlines()[-5:]
-            return f"redis-server exited ({proc.returncode}): " + " | ".join(tail)
-        left = deadline - time.monotonic()
-        if left <= 0:
-            return "redis-server did not answer PING before the deadline"
-        if Path(vm.path(SOCKET)).exists():
-            done = vm.run(
-                ["redis-cli", "-s", SOCKET, "PING"], check=False, timeout=max(1.0, min(5, left))
-            )
-            if done.stdout.strip() == b"PONG" and _info(vm, "persistence").get("loading") == "0":
-                return ""
-        time.sleep(0.05)
+
+    def ping(timeout: float) -> bool:
+        done = vm.run(["redis-cli", "-s", SOCKET, "PING"], check=False, timeout=timeout)
+        return done.stdout.strip() == b"PONG" and _info(vm, "persistence").get("loading") == "0"
+
+    return wait_ready(
+        vm,
+        proc,
+        deadline,
+        server="redis-server",
+        log=LOG_FILE,
+        socket=SOCKET,
+        ping=ping,
+        offset=offset,
+    )
 
 
 class RedisClient(Client):
