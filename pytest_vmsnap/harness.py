@@ -13,12 +13,9 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import json
 import os
 import shutil
 import signal
-import subprocess
-import sys
 import tempfile
 import threading
 import time
@@ -36,8 +33,12 @@ from .framework.runner import FAITHFUL, PROMPT, not_run
 from .report import code_name, explain
 from .settings import Settings
 from .stage import stage
+from .vm.errors import VmError
+from .vm.forkserver import Call
 from .workload import load_history
 
+IN_VM_MODULES = ("pytest_vmsnap.workload", "pytest_vmsnap.probe")
+"""Imported by a source VM's fork server before anything runs."""
 QUIESCE_PROBE_TIMEOUT_S = 1.0
 LIVENESS_BOUND_S = 10.0
 START_DEADLINE_S = 60.0
@@ -342,6 +343,9 @@ def stand_in(
             source_disks.append(disk)
         vm = _new_vm(settings, stack, name, source_disks, tag, workdir).start()
         stack.callback(vm.stop)
+        # The fork server imports the workload, the probes and the client library while the
+        # application is provisioned: they start warm later, when their time counts.
+        vm.warm(*IN_VM_MODULES, *app.client_modules)
         timings["vm_build_s"] = time.monotonic() - t
 
         if settings.config is not None:
@@ -385,7 +389,7 @@ def _new_vm(
 def _run_vm(settings: Settings, result: RunResult, hooks: dict[str, Callable[..., Any]]) -> None:
     from .vm import disks as vmdisks
     from .vm import snapshot
-    from .vm.driver import drive_cycle
+    from .vm.driver import Agent, drive_cycle
 
     clock = _Clock()
     assert settings.config is not None
@@ -403,23 +407,13 @@ def _run_vm(settings: Settings, result: RunResult, hooks: dict[str, Callable[...
             hooks["before_workload"](vm)
         history = workdir / "history.jsonl"
         stop_file = workdir / "workload.stop"
-        workload = vm.popen(
-            [
-                sys.executable,
-                "-m",
-                "pytest_vmsnap.workload",
-                "--app",
-                settings.app,
-                "--history",
-                str(history),
-                "--stop",
-                str(stop_file),
-            ],
-            stdout=subprocess.DEVNULL,
-            stderr=stack.enter_context(open(workdir / "workload.err", "wb")),
+        workload = vm.submit(
+            "pytest_vmsnap.workload:run", settings.app, str(history), str(stop_file)
         )
         stack.callback(_stop_workload, workload, stop_file)
-        _wait_first_ack(workload, history, workdir / "workload.err")
+        agent = Agent(vm)  # its start-up overlaps the workload's warm-up
+        stack.callback(agent.end)
+        _wait_first_ack(workload, history)
         time.sleep(max(0.2, settings.workload_seconds / 2))
 
         probe: dict[str, Any] = {}
@@ -429,9 +423,7 @@ def _run_vm(settings: Settings, result: RunResult, hooks: dict[str, Callable[...
             events[name] = t_event
             if name == "pre_end" and not settings.baseline:
                 began = time.monotonic()
-                probe.update(
-                    _probe(vm, "write", settings.app, ["--timeout", str(QUIESCE_PROBE_TIMEOUT_S)])
-                )
+                probe.update(_probe(vm, "probe_write", settings.app, QUIESCE_PROBE_TIMEOUT_S))
                 result.timings["quiesce_probe_s"] = time.monotonic() - began
                 result.probes.append({"probe": "quiesce", "at_s": clock.rel(t_event), **probe})
             if name == "frozen" and "after_freeze" in hooks:
@@ -464,7 +456,9 @@ def _run_vm(settings: Settings, result: RunResult, hooks: dict[str, Callable[...
         if settings.baseline:
             driven = _baseline_cycle(take_snapshot, on_event, backend.name)
         else:
-            driven = drive_cycle(vm, snapshot=take_snapshot, options=options, on_event=on_event)
+            driven = drive_cycle(
+                vm, snapshot=take_snapshot, options=options, on_event=on_event, agent=agent
+            )
         result.timings["framework_cycle_s"] = time.monotonic() - t
         result.cycle = driven.cycle
         # The first event (precheck_end) marks the end of the timeline's first phase.
@@ -480,12 +474,12 @@ def _run_vm(settings: Settings, result: RunResult, hooks: dict[str, Callable[...
         ]
 
         t = time.monotonic()
-        live = _probe(vm, "live", settings.app, ["--bound", str(LIVENESS_BOUND_S)])
+        live = _probe(vm, "probe_live", settings.app, LIVENESS_BOUND_S)
         result.timings["liveness_s"] = time.monotonic() - t
         result.probes.append({"probe": "liveness", "at_s": clock.rel(time.monotonic()), **live})
         oracle.judge_probes(result.evidence, settings.quiesce, probe or None, live)
         t = time.monotonic()
-        time.sleep(0.1)
+        time.sleep(0.05)  # the workload's own writes after the post-script, for the timeline
         _stop_workload(workload, stop_file)
         acks = load_history(history) if history.exists() else []
         result.latency = [
@@ -519,6 +513,7 @@ def _run_vm(settings: Settings, result: RunResult, hooks: dict[str, Callable[...
             stack.callback(vmdisks.detach, disk)
         vm2 = _new_vm(settings, stack, "restored", restored_disks, tag, workdir).start()
         stack.callback(vm2.stop)
+        vm2.warm("pytest_vmsnap.probe", *app.client_modules)
         start = app.start(vm2, START_DEADLINE_S)
         result.timings["restore_start_s"] = time.monotonic() - t
         integrity: IntegrityReport | None = None
@@ -526,7 +521,7 @@ def _run_vm(settings: Settings, result: RunResult, hooks: dict[str, Callable[...
         t = time.monotonic()
         if start.started:
             integrity = app.integrity(vm2)
-            state = _probe(vm2, "state", settings.app, [])
+            state = _probe(vm2, "read_state", settings.app)
         result.timings["verify_s"] = time.monotonic() - t
         oracle.check_restore(
             result.evidence,
@@ -611,20 +606,15 @@ def _remove_image(disk: Any) -> None:
     vmdisks.REGISTRY.release(mine)
 
 
-def _probe(vm: Any, cmd: str, app: str, extra: list[str]) -> dict[str, Any]:
-    done = vm.run(
-        [sys.executable, "-m", "pytest_vmsnap.probe", cmd, "--app", app, *extra],
-        check=False,
-        timeout=120,
-    )
+def _probe(vm: Any, fn: str, *args: Any) -> dict[str, Any]:
+    """One of :mod:`pytest_vmsnap.probe`'s functions, run inside the VM; an error as data."""
     try:
-        return json.loads(done.stdout.decode().strip().splitlines()[-1])
-    except (ValueError, IndexError):
-        err = done.stderr.decode(errors="replace").strip().splitlines()[-1:]
-        return {"result": "error", "error": err[0] if err else f"exit {done.returncode}"}
+        return vm.call(f"pytest_vmsnap.probe:{fn}", *args, timeout=120)
+    except VmError as err:
+        return {"result": "error", "error": str(err)}
 
 
-def _wait_first_ack(proc: Any, history: Path, err: Path, deadline_s: float = 30.0) -> None:
+def _wait_first_ack(workload: Call, history: Path, deadline_s: float = 30.0) -> None:
     """Wait until the workload has an acknowledged write: a cycle over an idle database would
     prove nothing (on a loaded machine the writers need a moment to start and connect)."""
     end = time.monotonic() + deadline_s
@@ -633,20 +623,21 @@ def _wait_first_ack(proc: Any, history: Path, err: Path, deadline_s: float = 30.
             a.error is None and a.seq is not None for a in load_history(history)
         ):
             return
-        if proc.poll() is not None:
-            detail = err.read_text(errors="replace").strip()[-600:] if err.exists() else ""
+        if workload.done():
+            try:
+                workload.result(0)
+                detail = "it returned"
+            except VmError as err:
+                detail = str(err)
             raise RuntimeError(f"the workload ended before its first write: {detail}")
-        time.sleep(0.02)
+        time.sleep(0.01)
     raise RuntimeError(f"the workload had no acknowledged write after {deadline_s:.0f} s")
 
 
-def _stop_workload(proc: Any, stop_file: Path) -> None:
-    if proc.poll() is not None:
+def _stop_workload(workload: Call, stop_file: Path) -> None:
+    if workload.done():
         return
     stop_file.touch()
-    try:
-        proc.wait(timeout=40)
-    except Exception:
-        proc.kill()
-        with contextlib.suppress(Exception):
-            proc.wait(timeout=10)
+    if not workload.wait(40):
+        workload.kill()
+        workload.wait(10)

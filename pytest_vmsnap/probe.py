@@ -17,6 +17,7 @@ import sys
 import time
 
 from .apps import get_app
+from .apps.probewrite import no_connection
 
 
 def probe_write(app: str, timeout_s: float) -> dict[str, object]:
@@ -25,12 +26,9 @@ def probe_write(app: str, timeout_s: float) -> dict[str, object]:
     try:
         client = get_app(app).client(timeout_s)
     except Exception as err:
-        return {
-            "result": "refused",
-            "detail": f"cannot connect: {err}",
-            "t0": began,
-            "latency_s": time.monotonic() - began,
-        }
+        took = time.monotonic() - began
+        result, detail = no_connection(err, took, timeout_s)
+        return {"result": result, "detail": detail, "t0": began, "latency_s": round(took, 4)}
     try:
         result, detail = client.probe_write(timeout_s)
     except Exception as err:

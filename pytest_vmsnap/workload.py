@@ -1,7 +1,8 @@
 """Writers with a recorded history: every acknowledged write, with its time.
 
-Runs inside the stand-in VM as its own process, like the application would:
-``python -m pytest_vmsnap.workload --app APP --history FILE --stop FILE``. Two writers run
+Runs inside the stand-in VM as its own process, like the application would (forked from the
+VM's fork server, or ``python -m pytest_vmsnap.workload --app APP --history FILE --stop
+FILE``), named ``vmsnap-workload`` so lock views can tell it from a quiesce holder. Two writers run
 until the stop file appears: one appends numbered rows to the log table, one moves money
 between bank accounts in multi-row transactions. Each acknowledged write becomes one JSON line
 in the history file (on the host, never on the VM's disks): ``{"op", "seq", "t0", "t1"}`` with
@@ -23,7 +24,7 @@ from pathlib import Path
 from typing import IO
 
 from .apps import get_app
-from .apps.base import BANK_ACCOUNTS
+from .apps.base import BANK_ACCOUNTS, WORKLOAD_PROCESS_NAME
 
 
 class History:
@@ -87,14 +88,16 @@ def _writer(
 
 def run(
     app: str,
-    history_path: Path,
-    stop_path: Path,
+    history_path: Path | str,
+    stop_path: Path | str,
     pause_s: float = 0.002,
     op_timeout_s: float = 30.0,
 ) -> None:
-    """Write until ``stop_path`` exists."""
+    """Write until ``stop_path`` exists (run inside the VM, as its own process)."""
+    _name_process(WORKLOAD_PROCESS_NAME)
     stop = threading.Event()
-    with history_path.open("a") as out:
+    stop_path = Path(stop_path)
+    with Path(history_path).open("a") as out:
         history = History(out)
         history.record(op="start", t0=time.monotonic(), t1=time.monotonic())
         threads = [
@@ -113,6 +116,12 @@ def run(
         for t in threads:
             t.join(timeout=op_timeout_s + 5)
         history.record(op="stop", t0=time.monotonic(), t1=time.monotonic())
+
+
+def _name_process(name: str) -> None:
+    """Set this process's name (``comm``), by which the probes tell its locks from others'."""
+    with contextlib.suppress(OSError), open("/proc/self/comm", "w") as comm:
+        comm.write(name[:15])
 
 
 @dataclass

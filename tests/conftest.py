@@ -19,6 +19,7 @@ MARKERS = (
     "pytest_vmsnap.vm.vminit",
     "pytest_vmsnap.vm.freeze_guard",
     "pytest_vmsnap.vm.agent",
+    "pytest_vmsnap.vm.forkserver",
     "pytest_vmsnap.workload",
 )
 

@@ -27,11 +27,15 @@ from pathlib import Path
 from typing import Any, ClassVar, Protocol
 
 from ..vm.model import DiskSpec
+from .probewrite import Outcome, ProbeWrite, no_connection, watch
 
 APP_USER = "vmsnap_app"
 APP_PASSWORD = "vmsnap-app-pw"
 BANK_ACCOUNTS = 10
 BANK_TOTAL = 10_000 * BANK_ACCOUNTS
+WORKLOAD_PROCESS_NAME = "vmsnap-workload"
+"""The workload's process name (its ``comm``): lock views tell its own short transactions
+from a quiesce holder by it."""
 
 
 class VmLike(Protocol):
@@ -51,6 +55,8 @@ class VmLike(Protocol):
     def popen(self, argv: list[str], **kwargs: Any) -> Any: ...
 
     def path(self, inside: str) -> Any: ...
+
+    def call(self, fn: str, *args: Any, timeout: float | None = 120) -> Any: ...
 
 
 @dataclass
@@ -97,14 +103,24 @@ class Client(ABC):
     def transfer(self, src: int, dst: int, amount: int) -> None:
         """Move ``amount`` from account ``src`` to ``dst`` in one transaction and commit."""
 
-    @abstractmethod
-    def probe_write(self, timeout_s: float) -> tuple[str, str]:
-        """Try one write on this fresh connection with a short timeout.
+    def probe_write(self, timeout_s: float) -> Outcome:
+        """Try one write on a fresh connection of its own, watched from this one.
 
-        Returns ``("accepted" | "blocked" | "refused", detail)``: blocked when it did not
-        finish in ``timeout_s`` (it must then be abandoned without side effects), refused when
-        the store said no (read-only, locked).
+        Returns ``("accepted" | "blocked" | "refused", detail)``: blocked as soon as the
+        store shows the write waiting on a lock another session holds (or when it did not
+        finish in ``timeout_s``), and then cancelled so that it never lands; refused when the
+        store said no (read-only, no permission) or would not take the connection.
         """
+        began = time.monotonic()
+        try:
+            write = self.new_probe_write(timeout_s)
+        except Exception as err:
+            return no_connection(err, time.monotonic() - began, timeout_s)
+        return watch(write, timeout_s)
+
+    def new_probe_write(self, timeout_s: float) -> ProbeWrite:
+        """A fresh connection for one probe write, bounded by ``timeout_s``."""
+        raise NotImplementedError
 
     @abstractmethod
     def read_state(self) -> State:
@@ -119,6 +135,9 @@ class App(ABC):
     """A real application server run on the stand-in VM's disks."""
 
     name: ClassVar[str]
+    client_modules: ClassVar[tuple[str, ...]] = ()
+    """What the client side imports (its module and client library): the VM's fork server
+    imports them once, so the workload and the probes start warm."""
 
     @abstractmethod
     def layout(self, disks: int, fs: str) -> list[DiskSpec]:
@@ -202,4 +221,4 @@ def wait_ready(
             return f"{server} did not answer before the deadline"
         if Path(vm.path(socket)).exists() and ping(max(1.0, min(5.0, left))):
             return ""
-        time.sleep(0.05)
+        time.sleep(0.01)

@@ -58,6 +58,7 @@ from .base import (
     read_log,
     wait_ready,
 )
+from .probewrite import ProbeWrite
 
 DATADIR = "/var/lib/mysql"
 LOG_DIR = "/var/lib/mysql-log"
@@ -236,9 +237,6 @@ def _tables(vm: VmLike, where: str) -> list[str]:
 class MariadbClient(Client):
     """PyMySQL connection as ``vmsnap_app`` to 127.0.0.1:3306, database ``vmsnap``."""
 
-    read_grace_s = 1.0
-    """How much longer than a probe's timeout the client waits on the socket."""
-
     def __init__(self, timeout_s: float = 10.0) -> None:
         import pymysql
 
@@ -295,58 +293,8 @@ class MariadbClient(Client):
             self._rollback()
             raise
 
-    def probe_write(self, timeout_s: float) -> tuple[str, str]:
-        """One INSERT into ``vmsnap_probe`` on a fresh connection, bounded three ways.
-
-        Server side: ``max_statement_time`` (fractional seconds, fires first) and
-        ``lock_wait_timeout``/``innodb_lock_wait_timeout`` (whole seconds); client side: a socket
-        read timeout ``read_grace_s`` later. A statement left running after a socket timeout is
-        ended from this client's own connection (``KILL <id>``: a user may kill its own
-        threads), so it never lands.
-        """
-        import pymysql
-
-        timeout_s = max(0.1, timeout_s)
-        whole = max(1, math.ceil(timeout_s))
-        began = time.monotonic()
-        thread = 0
-        probe = None
-        try:
-            probe = pymysql.connect(**self._params(timeout_s, timeout_s + self.read_grace_s))
-            thread = probe.thread_id()
-            with probe.cursor() as cur:
-                cur.execute(
-                    f"SET SESSION lock_wait_timeout = {whole}, "
-                    f"innodb_lock_wait_timeout = {whole}, max_statement_time = {timeout_s:.3f}"
-                )
-                cur.execute("INSERT INTO vmsnap_probe (at) VALUES (%s)", (time.time(),))
-            probe.commit()
-        except pymysql.err.MySQLError as err:
-            code = err.args[0] if err.args and isinstance(err.args[0], int) else 0
-            text = " ".join(str(err.args[-1] if err.args else err).split())
-            took = time.monotonic() - began
-            if code in REFUSED_CODES:
-                return "refused", f"{code} {REFUSED_CODES[code]}: {text}"
-            if code in BLOCKED_CODES:
-                return "blocked", f"{code} {BLOCKED_CODES[code]} after {took:.2f} s: {text}"
-            if code in (2003, 2013) and "timed out" in text:
-                killed = self._kill(thread) if thread else "not connected"
-                return "blocked", f"no answer in {took:.2f} s ({killed}): {text}"
-            return "refused", f"{code}: {text}"
-        finally:
-            if probe is not None:
-                with contextlib.suppress(Exception):
-                    probe.close()
-        return "accepted", f"the write committed in {time.monotonic() - began:.3f} s"
-
-    def _kill(self, thread: int) -> str:
-        """End an abandoned probe connection (and its statement) from this connection."""
-        try:
-            with self.conn.cursor() as cur:
-                cur.execute(f"KILL {int(thread)}")
-            return f"connection {thread} killed"
-        except Exception as err:  # already gone is fine
-            return f"KILL {thread}: {' '.join(str(err).split())}"
+    def new_probe_write(self, timeout_s: float) -> ProbeWrite:
+        return MariadbProbeWrite(self, timeout_s)
 
     def read_state(self) -> State:
         with self.conn.cursor() as cur:
@@ -361,10 +309,87 @@ class MariadbClient(Client):
         self.conn.close()
 
 
+class MariadbProbeWrite(ProbeWrite):
+    """One INSERT into ``vmsnap_probe`` on a fresh connection, watched in the process list.
+
+    Bounded three ways: server side ``max_statement_time`` (fractional seconds, fires first)
+    and ``lock_wait_timeout``/``innodb_lock_wait_timeout`` (whole seconds); client side a
+    socket read timeout ``read_grace_s`` later. The client's own connection reads the probe's
+    state in ``information_schema.PROCESSLIST`` (a user sees its own threads): "Waiting for
+    backup lock" (FLUSH TABLES WITH READ LOCK), "Waiting for table level lock" (LOCK TABLES),
+    "Waiting for table metadata lock"... and ends it with ``KILL <id>`` (a user may kill its
+    own threads), so an abandoned statement never lands.
+    """
+
+    read_grace_s = 1.0
+
+    def __init__(self, client: MariadbClient, timeout_s: float) -> None:
+        import pymysql
+
+        self.client = client
+        self.timeout_s = max(0.1, timeout_s)
+        self.conn = pymysql.connect(
+            **client._params(self.timeout_s, self.timeout_s + self.read_grace_s)
+        )
+        self.thread = self.conn.thread_id()
+
+    def attempt(self) -> tuple[str, str]:
+        import pymysql
+
+        whole = max(1, math.ceil(self.timeout_s))
+        began = time.monotonic()
+        try:
+            with self.conn.cursor() as cur:
+                cur.execute(
+                    f"SET SESSION lock_wait_timeout = {whole}, innodb_lock_wait_timeout = "
+                    f"{whole}, max_statement_time = {self.timeout_s:.3f}"
+                )
+                cur.execute("INSERT INTO vmsnap_probe (at) VALUES (%s)", (time.time(),))
+            self.conn.commit()
+        except pymysql.err.MySQLError as err:
+            code = err.args[0] if err.args and isinstance(err.args[0], int) else 0
+            text = " ".join(str(err.args[-1] if err.args else err).split())
+            took = time.monotonic() - began
+            if code in REFUSED_CODES:
+                return "refused", f"{code} {REFUSED_CODES[code]}: {text}"
+            if code in BLOCKED_CODES:
+                return "blocked", f"{code} {BLOCKED_CODES[code]} after {took:.2f} s: {text}"
+            if code in (2003, 2013) and "timed out" in text:
+                return "blocked", f"no answer in {took:.2f} s ({self._kill()}): {text}"
+            return "refused", f"{code}: {text}"
+        return "accepted", f"the write committed in {time.monotonic() - began:.3f} s"
+
+    def waiting_on(self) -> str | None:
+        with self.client.conn.cursor() as cur:
+            cur.execute(
+                "SELECT STATE FROM information_schema.PROCESSLIST WHERE ID = %s", (self.thread,)
+            )
+            row = cur.fetchone()
+        self.client._rollback()
+        state = str(row[0] or "") if row else ""
+        return f"MariaDB shows the write '{state}'" if state.startswith("Waiting for") else None
+
+    def abandon(self) -> None:
+        self._kill()
+
+    def _kill(self) -> str:
+        """End the probe's connection (and its statement) from the client's connection."""
+        try:
+            with self.client.conn.cursor() as cur:
+                cur.execute(f"KILL {int(self.thread)}")
+            return f"connection {self.thread} killed"
+        except Exception as err:  # already gone is fine
+            return f"KILL {self.thread}: {' '.join(str(err).split())}"
+
+    def close(self) -> None:
+        self.conn.close()
+
+
 class MariadbApp(App):
     """MariaDB server, Debian layout, started in the background inside the VM."""
 
     name: ClassVar[str] = "mariadb"
+    client_modules: ClassVar[tuple[str, ...]] = (__name__, "pymysql")
 
     def layout(self, disks: int, fs: str) -> list[DiskSpec]:
         specs = [DiskSpec("data", DATADIR, 512, fs)]  # type: ignore[arg-type]

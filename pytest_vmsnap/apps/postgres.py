@@ -27,17 +27,14 @@ normal case for a snapshot of a running server) and the server log of this start
 system was not properly shut down; automatic recovery in progress", "redo starts at", "redo
 done at"). WAL replay is PostgreSQL's designed path: ``repair_needed`` is never set.
 
-Server-side work runs inside the VM as ``python -m pytest_vmsnap.apps.postgres CMD`` (one
-process per step, output as JSON); the client (psycopg 3) is used inside the VM.
+Server-side work runs inside the VM as root, as calls of this module's functions through the
+VM's fork server (``vm.call``); the client (psycopg 3) is used inside the VM.
 """
 
 from __future__ import annotations
 
-import json
 import math
 import os
-import sys
-import threading
 import time
 from typing import Any, ClassVar
 
@@ -54,6 +51,7 @@ from .base import (
     State,
     VmLike,
 )
+from .probewrite import ProbeWrite
 
 BIN = "/usr/lib/postgresql/15/bin"
 MOUNT = "/var/lib/postgresql"
@@ -123,42 +121,30 @@ RECOVERY_MARKERS = (
 RECOVERY_STARTED = ("automatic recovery in progress", "redo starts at", "was interrupted")
 
 
-def _tool(vm: VmLike, *args: str, timeout: float = 120) -> dict[str, Any]:
-    """Run one of this module's helper commands inside the VM; its last line is JSON."""
-    done = vm.run([sys.executable, "-m", __name__, *args], timeout=timeout, check=False)
-    out = done.stdout.decode(errors="replace").strip().splitlines()
-    try:
-        result = json.loads(out[-1])
-    except (IndexError, ValueError):
-        err = done.stderr.decode(errors="replace").strip()
-        raise RuntimeError(
-            f"postgres helper {args[0]} failed (exit {done.returncode}): {err[-2000:]}"
-        ) from None
-    if done.returncode and "error" in result and not result.get("report"):
-        raise RuntimeError(f"postgres helper {args[0]}: {result['error']}")
-    return result
-
-
 class PostgresClient(Client):
     """A TCP connection as ``vmsnap_app``; ``timeout_s`` bounds connect and every statement."""
-
-    PROBE_GRACE_S = 0.5
 
     def __init__(self, timeout_s: float = 10.0, host: str = HOST, port: int = PORT) -> None:
         import psycopg
 
         self._psycopg = psycopg
-        self._abandoned = False
+        self.host, self.port = host, port
+        self.conn = self.connect(timeout_s)
+
+    def connect(self, timeout_s: float, name: str = "vmsnap", lock_timeout: bool = False) -> Any:
+        """A new autocommit connection as the app user whose statements end after
+        ``timeout_s`` (and whose lock waits too, with ``lock_timeout``)."""
         ms = max(1, int(timeout_s * 1000))
-        self.conn = psycopg.connect(
-            host=host,
-            port=port,
+        options = f"-c statement_timeout={ms}" + (f" -c lock_timeout={ms}" if lock_timeout else "")
+        return self._psycopg.connect(
+            host=self.host,
+            port=self.port,
             dbname=DB_NAME,
             user=APP_USER,
             password=APP_PASSWORD,
             connect_timeout=max(2, math.ceil(timeout_s)),
-            application_name="vmsnap",
-            options=f"-c statement_timeout={ms}",
+            application_name=name,
+            options=options,
             autocommit=True,
         )
 
@@ -178,35 +164,8 @@ class PostgresClient(Client):
                     (delta, account),
                 )
 
-    def probe_write(self, timeout_s: float) -> tuple[str, str]:
-        errors = self._psycopg.errors
-        ms = max(1, int(timeout_s * 1000))
-        outcome: list[tuple[str, str]] = []
-
-        def attempt() -> None:
-            try:
-                self.conn.execute(f"SET statement_timeout = {ms}")
-                self.conn.execute(f"SET lock_timeout = {ms}")
-                self.conn.execute("INSERT INTO vmsnap_probe (at) VALUES (%s)", (time.time(),))
-            except (errors.QueryCanceled, errors.LockNotAvailable) as err:
-                outcome.append(("blocked", f"not done in {timeout_s:.1f} s: {_one_line(err)}"))
-            except self._psycopg.Error as err:
-                code = getattr(err, "sqlstate", None) or "no sqlstate"
-                outcome.append(("refused", f"{code}: {_one_line(err)}"))
-            except Exception as err:  # never leave the probe without an answer
-                outcome.append(("refused", f"{type(err).__name__}: {_one_line(err)}"))
-            else:
-                outcome.append(("accepted", "the write committed"))
-
-        worker = threading.Thread(target=attempt, daemon=True, name="vmsnap-probe")
-        worker.start()
-        worker.join(timeout_s + self.PROBE_GRACE_S)
-        if worker.is_alive():
-            # Stuck below the statement timeout (a backend waiting on a frozen disk cannot
-            # act on the cancel): abandon the connection; the process exit drops it.
-            self._abandoned = True
-            return "blocked", f"no answer from the server within {timeout_s:.1f} s"
-        return outcome[0]
+    def new_probe_write(self, timeout_s: float) -> ProbeWrite:
+        return PostgresProbeWrite(self, timeout_s)
 
     def read_state(self) -> State:
         with self.conn.transaction():
@@ -218,14 +177,53 @@ class PostgresClient(Client):
         return State(seqs, None if total is None else int(total), int(rows))
 
     def close(self) -> None:
-        if not self._abandoned:
-            self.conn.close()
+        self.conn.close()
+
+
+class PostgresProbeWrite(ProbeWrite):
+    """An INSERT on a fresh connection; the client's own connection watches it in
+    ``pg_stat_activity`` (a role sees its own sessions) and cancels it if it must."""
+
+    def __init__(self, client: PostgresClient, timeout_s: float) -> None:
+        self.client = client
+        self.timeout_s = timeout_s
+        self.conn = client.connect(timeout_s, name="vmsnap-probe", lock_timeout=True)
+        self.backend = self.conn.info.backend_pid
+
+    def attempt(self) -> tuple[str, str]:
+        errors = self.client._psycopg.errors
+        try:
+            self.conn.execute("INSERT INTO vmsnap_probe (at) VALUES (%s)", (time.time(),))
+        except (errors.QueryCanceled, errors.LockNotAvailable) as err:
+            return "blocked", f"not done in {self.timeout_s:.1f} s: {_one_line(err)}"
+        except self.client._psycopg.Error as err:
+            code = getattr(err, "sqlstate", None) or "no sqlstate"
+            return "refused", f"{code}: {_one_line(err)}"
+        return "accepted", "the write committed"
+
+    def waiting_on(self) -> str | None:
+        row = self.client.conn.execute(
+            "SELECT wait_event, pg_blocking_pids(pid) FROM pg_stat_activity "
+            "WHERE pid = %s AND wait_event_type = 'Lock'",
+            (self.backend,),
+        ).fetchone()
+        if not row or not row[1]:
+            return None
+        holders = ", ".join(str(pid) for pid in row[1])
+        return f"waiting for a {row[0]} lock held by backend {holders}"
+
+    def abandon(self) -> None:
+        self.client.conn.execute("SELECT pg_cancel_backend(%s)", (self.backend,))
+
+    def close(self) -> None:
+        self.conn.close()
 
 
 class PostgresApp(App):
     """PostgreSQL 15 server on the VM's disks."""
 
     name: ClassVar[str] = "postgres"
+    client_modules: ClassVar[tuple[str, ...]] = (__name__, "psycopg")
 
     def layout(self, disks: int, fs: str) -> list[DiskSpec]:
         specs = [DiskSpec("data", MOUNT, 1024, fs)]  # type: ignore[arg-type]
@@ -238,12 +236,12 @@ class PostgresApp(App):
         return specs
 
     def provision(self, vm: VmLike) -> None:
-        _tool(vm, "provision", timeout=180)
+        vm.call(f"{__name__}:provision_cluster", timeout=180)
 
     def start(self, vm: VmLike, deadline_s: float) -> StartReport:
         began = time.monotonic()
         try:
-            out = _tool(vm, "start", str(deadline_s), timeout=deadline_s + 30)
+            out = vm.call(f"{__name__}:start_server", deadline_s, timeout=deadline_s + 30)
         except Exception as err:
             return StartReport(False, time.monotonic() - began, error=str(err))
         return StartReport(
@@ -256,18 +254,18 @@ class PostgresApp(App):
         )
 
     def stop(self, vm: VmLike) -> None:
-        _tool(vm, "stop")
+        vm.call(f"{__name__}:stop_server")
 
     def integrity(self, vm: VmLike) -> IntegrityReport:
         try:
-            out = _tool(vm, "integrity", timeout=300)
+            out = vm.call(f"{__name__}:integrity_checks", timeout=300)
         except Exception as err:  # a check that cannot run is a failed check, with the reason
             return IntegrityReport(ok=False, details=[f"integrity checks did not run: {err}"])
         return IntegrityReport(ok=bool(out["ok"]), repaired=False, details=list(out["details"]))
 
     def versions(self, vm: VmLike) -> dict[str, str]:
         try:
-            out = _tool(vm, "versions")
+            out = vm.call(f"{__name__}:server_versions")
         except Exception as err:
             out = {"postgres": "?", "error": _one_line(err)}
         try:
@@ -315,7 +313,7 @@ def _one_line(err: BaseException) -> str:
     return " ".join(str(err).split())[:300]
 
 
-# --- helper commands, run inside the VM as root -------------------------------------------
+# --- run inside the VM as root (through its fork server) --------------------------------------
 
 
 def _sh(argv: list[str], *, check: bool = True, timeout: float = 120, input: str | None = None):
@@ -384,7 +382,8 @@ def _pg_ctl_start(deadline_s: float) -> Any:
     )
 
 
-def _provision() -> dict[str, Any]:
+def provision_cluster() -> dict[str, Any]:
+    """initdb on the VM's disks, our settings, start, the app role, database and schema."""
     uid, gid = _pg_ids()
     split = os.path.ismount(WAL_MOUNT)
     tablespace = os.path.ismount(TS_MOUNT)
@@ -488,7 +487,8 @@ def _live_postmaster(pid: int) -> bool:
     return os.path.basename(exe) in ("postgres", "postmaster") and cwd == DATA
 
 
-def _start(deadline_s: float) -> dict[str, Any]:
+def start_server(deadline_s: float) -> dict[str, Any]:
+    """Start the server on the data there is (a restore) and gather the recovery evidence."""
     evidence: list[str] = []
     _runtime_dirs()
     if not os.path.isdir(DATA):
@@ -539,7 +539,8 @@ def _report(started: bool, recovery: bool, evidence: list[str], error: str = "")
     }
 
 
-def _stop() -> dict[str, Any]:
+def stop_server() -> dict[str, Any]:
+    """``pg_ctl stop -m fast``."""
     if not os.path.exists(f"{DATA}/postmaster.pid"):
         return {"ok": True, "detail": "not running"}
     done = _as_pg(f"{BIN}/pg_ctl", "-D", DATA, "-m", "fast", "-w", "-t", "60", "stop", check=False)
@@ -574,7 +575,8 @@ SELECT 'vmsnap_log: ' || count(*) || ' rows; vmsnap_bank: '
 """
 
 
-def _integrity() -> dict[str, Any]:
+def integrity_checks() -> dict[str, Any]:
+    """amcheck on the workload's indexes and heaps, a catalog check, ``pg_amcheck --all``."""
     details: list[str] = []
     ok = True
     for name, sql in (("btree", INDEX_CHECK), ("heap", HEAP_CHECK), ("catalog", CATALOG_CHECK)):
@@ -616,35 +618,8 @@ def _squash(text: str) -> str:
     return " ".join(text.split())[:500]
 
 
-def _versions() -> dict[str, str]:
+def server_versions() -> dict[str, str]:
+    """The server binary's and the running server's versions."""
     server = _sh([f"{BIN}/postgres", "--version"], check=False).stdout.strip()
     sql = _psql("SELECT version();", db="postgres", check=False)
     return {"postgres": server, "server": sql.stdout.strip() or _squash(sql.stderr)}
-
-
-def main(argv: list[str]) -> int:
-    """Helper commands run inside the VM: provision, start DEADLINE, stop, integrity, versions."""
-    cmd = argv[0] if argv else ""
-    try:
-        if cmd == "provision":
-            out = _provision()
-        elif cmd == "start":
-            out = _start(float(argv[1]) if len(argv) > 1 else 60.0)
-        elif cmd == "stop":
-            out = _stop()
-        elif cmd == "integrity":
-            out = _integrity()
-        elif cmd == "versions":
-            out = _versions()
-        else:
-            print(json.dumps({"error": f"unknown command {cmd!r}"}))
-            return 2
-    except Exception as err:
-        print(json.dumps({"error": _squash(str(err))}))
-        return 1
-    print(json.dumps(out))
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main(sys.argv[1:]))

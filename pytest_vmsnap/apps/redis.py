@@ -30,7 +30,6 @@ HINCRBY; probes write ``vmsnap:probe``.
 
 from __future__ import annotations
 
-import contextlib
 import os
 import re
 import time
@@ -54,6 +53,7 @@ from .base import (
     read_log,
     wait_ready,
 )
+from .probewrite import ProbeWrite
 
 DATA_DIR = "/var/lib/redis"
 AOF_DIR = f"{DATA_DIR}/appendonlydir"
@@ -213,31 +213,8 @@ class RedisClient(Client):
         pipe.hincrby(BANK_KEY, str(dst), amount)
         pipe.execute()
 
-    def probe_write(self, timeout_s: float) -> tuple[str, str]:
-        """SET ``vmsnap:probe`` on a fresh connection whose socket timeout is ``timeout_s``.
-
-        Blocked: no reply in time (``CLIENT PAUSE ... WRITE`` holds writes); the connection is
-        then closed, and Redis drops a paused client's pending command with it. Refused:
-        READONLY, MISCONF, NOPERM, OOM... errors.
-        """
-        import redis
-
-        timeout_s = max(0.05, timeout_s)
-        began = time.monotonic()
-        conn = self._connect(timeout_s)
-        try:
-            conn.ping()
-            conn.set(PROBE_KEY, f"{time.time():.6f}")
-        except redis.exceptions.TimeoutError as err:
-            took = time.monotonic() - began
-            return "blocked", f"no reply in {took:.2f} s (connection closed): {err}"
-        except redis.exceptions.ResponseError as err:
-            # redis-py strips the error prefix (NOPERM, READONLY...) into the exception class.
-            return "refused", f"{type(err).__name__}: {' '.join(str(err).split())}"
-        finally:
-            with contextlib.suppress(Exception):
-                conn.close()
-        return "accepted", f"the write was acknowledged in {time.monotonic() - began:.3f} s"
+    def new_probe_write(self, timeout_s: float) -> ProbeWrite:
+        return RedisProbeWrite(timeout_s)
 
     def read_state(self) -> State:
         seqs = {int(score) for _, score in self.r.zrange(LOG_KEY, 0, -1, withscores=True)}
@@ -249,10 +226,71 @@ class RedisClient(Client):
         self.r.close()
 
 
+class RedisProbeWrite(ProbeWrite):
+    """SET ``vmsnap:probe`` on a fresh connection whose socket timeout is the probe's.
+
+    Watched from the server's admin channel (the ``default`` user over the unix socket, as
+    root's scripts use it; the app user may not list clients): a write postponed by ``CLIENT
+    PAUSE ... WRITE`` shows as a blocked client (flag ``b``) whose command is the SET. It is
+    abandoned with ``CLIENT KILL ID``: Redis drops a paused client's pending command with its
+    connection. Refused: READONLY, MISCONF, NOPERM, OOM... errors.
+    """
+
+    def __init__(self, timeout_s: float) -> None:
+        self.timeout_s = max(0.05, timeout_s)
+        self.conn = RedisClient._connect(self.timeout_s)  # connects on its first command
+        self.id: int | None = None
+        self._admin: Any = None
+
+    def attempt(self) -> tuple[str, str]:
+        import redis
+
+        began = time.monotonic()
+        try:
+            # The handshake and CLIENT ID are inside the timeout: CLIENT PAUSE ALL holds them.
+            self.id = int(self.conn.client_id())
+            self.conn.set(PROBE_KEY, f"{time.time():.6f}")
+        except redis.exceptions.TimeoutError as err:
+            took = time.monotonic() - began
+            return "blocked", f"no reply in {took:.2f} s (connection closed): {err}"
+        except redis.exceptions.ResponseError as err:
+            # redis-py strips the error prefix (NOPERM, READONLY...) into the exception class.
+            return "refused", f"{type(err).__name__}: {' '.join(str(err).split())}"
+        return "accepted", f"the write was acknowledged in {time.monotonic() - began:.3f} s"
+
+    def admin(self) -> Any:
+        if self._admin is None:
+            import redis
+
+            self._admin = redis.Redis(unix_socket_path=SOCKET, socket_timeout=self.timeout_s)
+        return self._admin
+
+    def waiting_on(self) -> str | None:
+        if self.id is None:
+            return None
+        for client in self.admin().client_list(client_id=[self.id]):
+            if "b" in str(client.get("flags", "")):
+                return (
+                    f"Redis postponed the write (client {self.id}: flags={client.get('flags')}, "
+                    f"cmd={client.get('cmd')}): writes are paused"
+                )
+        return None
+
+    def abandon(self) -> None:
+        if self.id is not None:
+            self.admin().client_kill_filter(_id=self.id)
+
+    def close(self) -> None:
+        self.conn.close()
+        if self._admin is not None:
+            self._admin.close()
+
+
 class RedisApp(App):
     """Redis server, Debian layout, started in the background inside the VM."""
 
     name: ClassVar[str] = "redis"
+    client_modules: ClassVar[tuple[str, ...]] = (__name__, "redis")
 
     def layout(self, disks: int, fs: str) -> list[DiskSpec]:
         specs = [DiskSpec("data", DATA_DIR, 512, fs)]  # type: ignore[arg-type]

@@ -7,9 +7,12 @@ split over two disks. Extra disks of a SQLite VM are mounted at ``/srv/diskN`` a
 
 from __future__ import annotations
 
+import contextlib
+import os
 import sqlite3
-import sys
+import threading
 import time
+from pathlib import Path
 from typing import ClassVar
 
 from ..vm.model import DiskSpec
@@ -17,6 +20,7 @@ from .base import (
     APP_USER,
     BANK_ACCOUNTS,
     BANK_TOTAL,
+    WORKLOAD_PROCESS_NAME,
     App,
     Client,
     IntegrityReport,
@@ -24,6 +28,7 @@ from .base import (
     State,
     VmLike,
 )
+from .probewrite import ProbeWrite
 
 DB = "/var/lib/app/app.db"
 
@@ -37,16 +42,11 @@ INSERT OR IGNORE INTO vmsnap_bank (id, balance) SELECT i, {BANK_TOTAL // BANK_AC
 """
 
 
-def _tool(vm: VmLike, *args: str, timeout: float = 60) -> str:
-    """Run this module's helper commands inside the VM (see :func:`main`)."""
-    done = vm.run([sys.executable, "-m", __name__, *args], timeout=timeout)
-    return done.stdout.decode()
-
-
 class SqliteClient(Client):
     """A connection to the app database; ``timeout_s`` is SQLite's busy timeout."""
 
     def __init__(self, timeout_s: float = 10.0, path: str = DB) -> None:
+        self.path = path
         self.db = sqlite3.connect(path, timeout=timeout_s, isolation_level=None)
 
     def append(self, seq: int, writer: int) -> None:
@@ -69,16 +69,8 @@ class SqliteClient(Client):
                 self.db.execute("ROLLBACK")
             raise
 
-    def probe_write(self, timeout_s: float) -> tuple[str, str]:
-        self.db.execute(f"PRAGMA busy_timeout = {int(timeout_s * 1000)}")
-        try:
-            self.db.execute("INSERT INTO vmsnap_probe (at) VALUES (?)", (time.time(),))
-        except sqlite3.OperationalError as err:
-            text = str(err)
-            if "locked" in text or "busy" in text:
-                return "blocked", f"no write lock within {timeout_s:.1f} s: {text}"
-            return "refused", text
-        return "accepted", "the write committed"
+    def new_probe_write(self, timeout_s: float) -> ProbeWrite:
+        return SqliteProbeWrite(self.path, timeout_s)
 
     def read_state(self) -> State:
         seqs = {row[0] for row in self.db.execute("SELECT seq FROM vmsnap_log")}
@@ -89,10 +81,92 @@ class SqliteClient(Client):
         self.db.close()
 
 
+class SqliteProbeWrite(ProbeWrite):
+    """An INSERT on a fresh connection that tries for the write lock without SQLite's busy
+    handler, so it can stop at once when abandoned; the lock's holder is read from the
+    kernel's lock table (SQLite's locks are POSIX byte-range locks)."""
+
+    RETRY_S = 0.005
+
+    def __init__(self, path: str, timeout_s: float) -> None:
+        self.path = path
+        self.timeout_s = timeout_s
+        self.db = sqlite3.connect(path, timeout=0, isolation_level=None, check_same_thread=False)
+        self.stop = threading.Event()
+
+    def attempt(self) -> tuple[str, str]:
+        deadline = time.monotonic() + self.timeout_s
+        while True:
+            try:
+                self.db.execute("INSERT INTO vmsnap_probe (at) VALUES (?)", (time.time(),))
+                return "accepted", "the write committed"
+            except sqlite3.OperationalError as err:
+                text = str(err)
+                if "locked" not in text and "busy" not in text:
+                    return "refused", text
+                if time.monotonic() >= deadline:
+                    return "blocked", f"no write lock within {self.timeout_s:.1f} s: {text}"
+            if self.stop.wait(self.RETRY_S):
+                return "blocked", "abandoned while waiting for the write lock"
+
+    def waiting_on(self) -> str | None:
+        return write_lock_holder(self.path)
+
+    def abandon(self) -> None:
+        self.stop.set()
+
+    def close(self) -> None:
+        self.db.close()
+
+
+# Byte-range locks SQLite takes for writing (sqlite3.c, os_unix.c): in WAL mode the WAL write
+# lock is byte 120 of the -shm file; with a rollback journal, PENDING, RESERVED and the
+# exclusive SHARED range sit at 0x40000000 of the database file.
+_WRITE_LOCKS = {"-shm": (120, 120), "": (0x40000000, 0x40000001 + 510)}
+
+
+def write_lock_holder(db: str, locks: str = "/proc/locks") -> str | None:
+    """Which other process holds ``db``'s write lock, from the kernel's lock table; None when
+    none does. This process and the workload (whose transactions take the lock for a moment
+    each) do not count."""
+    ranges = {}
+    for suffix, span in _WRITE_LOCKS.items():
+        with contextlib.suppress(OSError):
+            st = os.stat(db + suffix)
+            ranges[(os.major(st.st_dev), os.minor(st.st_dev), st.st_ino)] = span
+    if not ranges:
+        return None
+    with open(locks) as table:
+        lines = table.read().splitlines()
+    for line in lines:
+        # "1: POSIX  ADVISORY  WRITE 9263 fe:00:2146368 120 120" ("->" marks a waiter)
+        f = line.split()
+        if len(f) < 8 or f[1] == "->" or f[3] != "WRITE":
+            continue
+        try:
+            pid = int(f[4])
+            major, minor, inode = f[5].split(":")
+            span = ranges.get((int(major, 16), int(minor, 16), int(inode)))
+            start, end = int(f[6]), (1 << 63) if f[7] == "EOF" else int(f[7])
+        except ValueError:
+            continue
+        if span is None or end < span[0] or start > span[1] or pid <= 0 or pid == os.getpid():
+            continue
+        try:
+            if Path(f"/proc/{pid}/comm").read_text().strip() == WORKLOAD_PROCESS_NAME:
+                continue
+            cmd = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+        except OSError:
+            continue  # it just ended
+        return f"the write lock of {db} is held by PID {pid} ({' '.join(cmd.split())[:120]})"
+    return None
+
+
 class SqliteApp(App):
     """SQLite as used by an embedded application."""
 
     name: ClassVar[str] = "sqlite"
+    client_modules: ClassVar[tuple[str, ...]] = (__name__,)
 
     def layout(self, disks: int, fs: str) -> list[DiskSpec]:
         specs = [DiskSpec("data", "/var/lib/app", 512, fs)]  # type: ignore[arg-type]
@@ -101,7 +175,7 @@ class SqliteApp(App):
         return specs
 
     def provision(self, vm: VmLike) -> None:
-        _tool(vm, "provision")
+        vm.call(f"{__name__}:provision_db")
 
     def start(self, vm: VmLike, deadline_s: float) -> StartReport:
         began = time.monotonic()
@@ -115,7 +189,7 @@ class SqliteApp(App):
                 "when the database is opened"
             )
         try:
-            _tool(vm, "open", timeout=deadline_s)
+            vm.call(f"{__name__}:open_db", timeout=deadline_s)
         except Exception as err:
             return StartReport(False, time.monotonic() - began, recovery, False, evidence, str(err))
         return StartReport(True, time.monotonic() - began, recovery, False, evidence)
@@ -124,7 +198,7 @@ class SqliteApp(App):
         return None  # embedded: nothing runs
 
     def integrity(self, vm: VmLike) -> IntegrityReport:
-        out = _tool(vm, "integrity").strip().splitlines()
+        out = vm.call(f"{__name__}:integrity_check")
         return IntegrityReport(ok=out == ["ok"], details=out[:20])
 
     def versions(self, vm: VmLike) -> dict[str, str]:
@@ -138,36 +212,34 @@ class SqliteApp(App):
 APP = SqliteApp()
 
 
-def main(argv: list[str]) -> int:
-    """Helper commands run inside the VM: provision, open, integrity."""
-    import os
+# --- run inside the VM (through its fork server) -------------------------------------------------
+
+
+def provision_db() -> None:
+    """Create the application user, the database and its schema, owned by that user."""
     import pwd
     import subprocess
 
-    cmd = argv[0]
-    if cmd == "provision":
-        subprocess.run(["useradd", "--system", "--no-create-home", APP_USER], capture_output=True)
-        entry = pwd.getpwnam(APP_USER)
-        db = sqlite3.connect(DB, isolation_level=None)
-        db.executescript(SCHEMA)
-        db.close()
-        for path in ("/var/lib/app", DB):
-            os.chown(path, entry.pw_uid, entry.pw_gid)
-        return 0
-    if cmd == "open":
-        db = sqlite3.connect(DB, isolation_level=None)
-        db.execute("SELECT COUNT(*) FROM sqlite_master").fetchone()
-        db.close()
-        return 0
-    if cmd == "integrity":
-        db = sqlite3.connect(DB, isolation_level=None)
-        for (line,) in db.execute("PRAGMA integrity_check"):
-            print(line)
-        db.close()
-        return 0
-    print(f"unknown command {cmd}", file=sys.stderr)
-    return 2
+    subprocess.run(["useradd", "--system", "--no-create-home", APP_USER], capture_output=True)
+    entry = pwd.getpwnam(APP_USER)
+    db = sqlite3.connect(DB, isolation_level=None)
+    db.executescript(SCHEMA)
+    db.close()
+    for path in ("/var/lib/app", DB):
+        os.chown(path, entry.pw_uid, entry.pw_gid)
 
 
-if __name__ == "__main__":
-    sys.exit(main(sys.argv[1:]))
+def open_db() -> None:
+    """Open the database as the application does (replaying its WAL) and read its schema."""
+    db = sqlite3.connect(DB, isolation_level=None)
+    db.execute("SELECT COUNT(*) FROM sqlite_master").fetchone()
+    db.close()
+
+
+def integrity_check() -> list[str]:
+    """``PRAGMA integrity_check``: ``["ok"]``, or the problems it found."""
+    db = sqlite3.connect(DB, isolation_level=None)
+    try:
+        return [line for (line,) in db.execute("PRAGMA integrity_check")]
+    finally:
+        db.close()

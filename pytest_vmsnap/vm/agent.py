@@ -1,14 +1,15 @@
 """Runs the framework cycle inside a stand-in VM, like the extension's daemon runs inside a VM.
 
-Started by :func:`pytest_vmsnap.vm.driver.drive_cycle` as
-``python -m pytest_vmsnap.vm.agent OPTIONS_JSON`` inside the VM. It freezes through the guard
+Started by :class:`pytest_vmsnap.vm.driver.Agent` as ``python -m pytest_vmsnap.vm.agent``
+inside the VM, ahead of its cycle, which begins when the controller sends the cycle's options
+(``{"start": {...}}``). It freezes through the guard
 process (also inside the VM) and asks the controller on the host, over its stdin/stdout, to take
 the snapshot. At each phase edge it reports an event and waits for the controller's answer, so
 the controller can probe the application at exactly the right moment (``pre_end``).
 
 Messages are JSON lines. Agent to controller: ``{"event": name, "t": monotonic}``,
-``{"snapshot": true}``, ``{"result": cycle}``. Controller to agent: ``{"ack": true}``,
-``{"snapshot_result": {...}}``.
+``{"snapshot": true}``, ``{"result": cycle}``. Controller to agent: ``{"start": options}``,
+``{"ack": true}``, ``{"snapshot_result": {...}}``.
 """
 
 from __future__ import annotations
@@ -91,11 +92,13 @@ def make_freezer(opts: dict[str, Any]) -> Freezer:
 
 
 def main(argv: list[str] | None = None) -> int:
-    argv = sys.argv[1:] if argv is None else argv
-    opts = json.loads(argv[0])
     # Keep the channel on a private copy of stdout; stray prints go to stderr instead.
     channel = Channel(sys.stdin.buffer, os.fdopen(os.dup(1), "w"))
     os.dup2(2, 1)
+    try:
+        opts = channel.receive()["start"]  # started ahead: the cycle begins on this message
+    except (EOFError, KeyError, ValueError):
+        return 0  # the controller went on without a cycle
     freezer = make_freezer(opts.get("freeze", {}))
     try:
         result = run_cycle(

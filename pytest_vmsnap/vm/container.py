@@ -248,6 +248,7 @@ class ContainerVM(StandIn):
         if self._tc is None:
             return
         self.thaw_all()
+        self._end_forkserver()
         if self.id is not None:
             with contextlib.suppress(Exception):
                 self._tc.get_wrapped_container().stop(timeout=int(timeout_s or self.stop_timeout_s))
@@ -255,6 +256,7 @@ class ContainerVM(StandIn):
 
     def _teardown(self) -> None:
         """Remove the container (by id) and release the engine; safe to call twice."""
+        self._end_forkserver()
         if self._tc is not None:
             if self.pid is not None:
                 self.thaw_all()

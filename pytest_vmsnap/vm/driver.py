@@ -42,6 +42,31 @@ class DrivenCycle:
     agent_stderr: str = ""
 
 
+class Agent:
+    """The framework agent inside a VM, started ahead of its cycle: its interpreter start and
+    imports happen while the workload warms up, not on the cycle's clock."""
+
+    def __init__(self, vm: VM, python: str = sys.executable) -> None:
+        self.vm_name = vm.name
+        self.proc = vm.popen(
+            [python, "-m", "pytest_vmsnap.vm.agent"],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+        )
+
+    def end(self, timeout_s: float = 30.0) -> None:
+        """Close its input (an agent still waiting for its cycle exits) and wait for it."""
+        with contextlib.suppress(OSError):
+            assert self.proc.stdin is not None
+            self.proc.stdin.close()
+        try:
+            self.proc.wait(timeout=timeout_s)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait(timeout=timeout_s)
+
+
 def drive_cycle(
     vm: VM,
     *,
@@ -50,50 +75,45 @@ def drive_cycle(
     on_event: EventHook | None = None,
     python: str = sys.executable,
     timeout_s: float = 3900.0,
+    agent: Agent | None = None,
 ) -> DrivenCycle:
     """Run one framework cycle inside ``vm`` and return its result.
 
     ``options`` go to the agent (profile, pacing, freeze mounts and tuning). ``snapshot`` is
     called while the VM is frozen and must return the SnapshotResult fields as a dict.
+    ``agent`` is one started ahead (:class:`Agent`), or None to start one now.
     """
-    agent = vm.popen(
-        [python, "-m", "pytest_vmsnap.vm.agent", json.dumps(options)],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-    )
-    assert agent.stdin is not None and agent.stdout is not None
+    agent = agent or Agent(vm, python)
+    proc = agent.proc
+    assert proc.stdout is not None
     events: list[tuple[str, float]] = []
     deadline = time.monotonic() + timeout_s
     result: dict[str, Any] | None = None
     try:
-        for line in agent.stdout:
+        _reply(proc, {"start": options})
+        for line in proc.stdout:
             message = json.loads(line)
             if "event" in message:
                 events.append((message["event"], float(message["t"])))
                 if on_event is not None:
                     on_event(message["event"], float(message["t"]))
-                _reply(agent, {"ack": True})
+                _reply(proc, {"ack": True})
             elif "snapshot" in message:
-                _reply(agent, {"snapshot_result": _safe_snapshot(snapshot)})
+                _reply(proc, {"snapshot_result": _safe_snapshot(snapshot)})
             elif "result" in message:
                 result = message["result"]
                 break
             if time.monotonic() > deadline:
                 raise VmError(f"VM {vm.name}: the framework cycle did not end in {timeout_s} s")
+    except BrokenPipeError:
+        pass  # the agent died before its cycle: its stderr says why, below
     finally:
         # Whatever happened above, no VM file system stays frozen.
         vm.thaw_all()
-        with contextlib.suppress(OSError):
-            agent.stdin.close()
-        try:
-            agent.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            agent.kill()
-            agent.wait(timeout=30)
-    stderr = agent.stderr.read().decode(errors="replace") if agent.stderr else ""
+        agent.end()
+    stderr = proc.stderr.read().decode(errors="replace") if proc.stderr else ""
     if result is None:
-        last = stderr.strip().splitlines()[-1:] or [f"exit {agent.returncode}"]
+        last = stderr.strip().splitlines()[-1:] or [f"exit {proc.returncode}"]
         raise VmError(f"VM {vm.name}: the framework agent ended without a result: {last[0]}")
     return DrivenCycle(result, events, stderr)
 

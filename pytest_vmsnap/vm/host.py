@@ -137,6 +137,7 @@ class HostVM(StandIn):
         if self._proc is None:
             return
         self.thaw_all()
+        self._end_forkserver()
         if self._proc.poll() is None:
             with contextlib.suppress(OSError):
                 assert self._proc.stdin is not None

@@ -68,6 +68,7 @@ IN_VM_MODULES = (
     "pytest_vmsnap.vm.agent",
     "pytest_vmsnap.vm.freeze_guard",
     "pytest_vmsnap.vm.container",
+    "pytest_vmsnap.vm.forkserver",
     "pytest_vmsnap.workload",
     "pytest_vmsnap.probe",
     "pytest_vmsnap.apps.sqlite",

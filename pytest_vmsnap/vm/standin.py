@@ -8,18 +8,22 @@ from pathlib import Path
 from typing import Any
 
 from .errors import VmError
+from .forkserver import Call, ForkServer
 from .model import Disk
 from .vminit import thaw
 
 
 class StandIn:
     """Shared by :class:`~.host.HostVM` and :class:`~.container.ContainerVM`: ``run``,
-    ``path`` and ``thaw_all`` on top of the two things each kind defines: the command line
-    that runs ``argv`` inside the VM, and the environment of that command line."""
+    ``path``, ``thaw_all`` and Python calls inside the VM (``warm``, ``call``, ``submit``) on
+    top of the two things each kind defines: the command line that runs ``argv`` inside the
+    VM, and the environment of that command line. Each kind's ``stop`` ends the VM's fork
+    server first (:meth:`_end_forkserver`)."""
 
     name: str
     pid: int | None
     disks: list[Disk]
+    _forkserver: ForkServer | None = None
 
     def _enter(self, argv: Sequence[str]) -> list[str]:
         raise NotImplementedError
@@ -57,6 +61,34 @@ class StandIn:
             msg = done.stderr.decode(errors="replace").strip() or f"exit {done.returncode}"
             raise VmError(f"VM {self.name}: {' '.join(argv)}: {msg}")
         return done
+
+    def popen(self, argv: Sequence[str], **kwargs: Any) -> subprocess.Popen[Any]:
+        raise NotImplementedError
+
+    def warm(self, *modules: str) -> None:
+        """Start the VM's fork server now with ``modules`` imported, so later :meth:`call`
+        and :meth:`submit` skip the interpreter start (no-op if it runs already)."""
+        if self._forkserver is None:
+            if self.pid is None:
+                raise VmError(f"VM {self.name} is not running")
+            self._forkserver = ForkServer(self, modules)  # type: ignore[arg-type]
+
+    def submit(self, fn: str, *args: Any) -> Call:
+        """Start ``module:function(*args)`` in a new process inside the VM (forked from the
+        VM's warm fork server); JSON in and out. The process ends with the VM at the latest."""
+        self.warm()
+        assert self._forkserver is not None
+        return self._forkserver.submit(fn, *args)
+
+    def call(self, fn: str, *args: Any, timeout: float | None = 120) -> Any:
+        """Run ``module:function(*args)`` in a new process inside the VM and return its value;
+        :class:`~.forkserver.CallError` (one line) if it raised or did not end in time."""
+        return self.submit(fn, *args).result(timeout)
+
+    def _end_forkserver(self) -> None:
+        server, self._forkserver = self._forkserver, None
+        if server is not None:
+            server.close()
 
     def path(self, inside: str) -> Path:
         """This host's path to ``inside`` as the VM sees it (through /proc/PID/root)."""

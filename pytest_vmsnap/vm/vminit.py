@@ -133,7 +133,9 @@ def main(argv: list[str] | None = None) -> int:
 
     def watch_stdin() -> None:
         # EOF on stdin: the controller is gone (crashed, killed) or closed it on purpose.
-        while sys.stdin.buffer.read(4096):
+        # The raw descriptor, not sys.stdin: a daemon thread blocked inside the buffered
+        # reader holds its lock, and the interpreter's exit then waits a second for it.
+        while os.read(0, 4096):
             pass
         stop.set()
 

@@ -24,12 +24,12 @@ timeout 10 sh -c 'echo release > "$1"' _ "$STATE/release" || true
 i=0
 while ! grep -qx RELEASED "$STATE/holder.out" 2>/dev/null; do
   i=$((i + 1))
-  if [ "$i" -gt 100 ]; then
+  if [ "$i" -gt 500 ]; then
     echo "post: the holder did not confirm UNLOCK TABLES; ending session ${holder:-?}" >&2
     [ -n "$holder" ] && $CLIENT -e "KILL $holder" 2>/dev/null || true
     break
   fi
-  sleep 0.05
+  sleep 0.01
 done
 if [ -n "$holder" ]; then
   left=$($CLIENT -N -B -e "SELECT ID FROM information_schema.PROCESSLIST WHERE ID = $holder")

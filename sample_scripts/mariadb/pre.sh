@@ -56,12 +56,12 @@ mkfifo "$STATE/release"
 
 # Return only once the lock is really held.
 i=0
-limit=$(( (LOCK_WAIT + 5) * 20 ))
+limit=$(( (LOCK_WAIT + 5) * 100 ))
 while ! grep -qx LOCKED "$STATE/holder.out" 2>/dev/null; do
   grep -q '^ERROR' "$STATE/holder.out" 2>/dev/null && fail "FLUSH TABLES WITH READ LOCK failed"
   i=$((i + 1))
   [ "$i" -gt "$limit" ] && fail "FLUSH TABLES WITH READ LOCK not granted in $((LOCK_WAIT + 5)) s"
-  sleep 0.05
+  sleep 0.01
 done
 holder=$(sed -n 's/^HOLDER //p' "$STATE/holder.out")
 seen=$($CLIENT -N -B -e "SELECT ID FROM information_schema.PROCESSLIST WHERE ID = ${holder:-0}")

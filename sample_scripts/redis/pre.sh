@@ -5,9 +5,10 @@
 #    The pause is its own watchdog: the server lifts it after PAUSE_MS even if post.sh never
 #    runs. It must outlast pre + freeze + snapshot; post.sh lifts it as soon as it can.
 # 2. BGSAVE SCHEDULE (runs now, or right after an AOF rewrite in progress) and wait until
-#    rdb_bgsave_in_progress:0 with a LASTSAVE newer than before and rdb_last_bgsave_status:ok.
-#    BGSAVE is asynchronous: returning right after it (the Verda bug) leaves the snapshot
-#    with the previous dump and a half-written temp file.
+#    rdb_bgsave_in_progress:0 with more completed saves than before (INFO rdb_saves; LASTSAVE
+#    has one-second resolution, so comparing it costs up to a second) and
+#    rdb_last_bgsave_status:ok. BGSAVE is asynchronous: returning right after it (the Verda
+#    bug) leaves the snapshot with the previous dump and a half-written temp file.
 # With appendonly yes + appendfsync always the AOF is already durable; the fresh RDB makes the
 # snapshot restorable from dump.rdb too, and the pause makes AOF and RDB agree.
 #
@@ -24,9 +25,10 @@ if [ "$(cli PING 2>&1)" != PONG ]; then
   echo "pre: Redis does not answer PING on $SOCK" >&2
   exit 1
 fi
-before=$(cli LASTSAVE)
-# LASTSAVE has one-second resolution: let the clock pass it, so a new save is visible.
-while [ "$(date +%s)" -le "$before" ]; do sleep 0.1; done
+before=$(field rdb_saves)
+case "$before" in
+  ''|*[!0-9]*) echo "pre: no rdb_saves in INFO persistence (Redis 7 or newer needed)" >&2; exit 1 ;;
+esac
 
 reply=$(cli CLIENT PAUSE "$PAUSE_MS" WRITE)
 [ "$reply" = OK ] || { echo "pre: CLIENT PAUSE failed: $reply" >&2; exit 1; }
@@ -37,9 +39,11 @@ case "$reply" in
 esac
 
 i=0
-limit=$((SAVE_WAIT * 10))
+limit=$((SAVE_WAIT * 50))
 while :; do
-  if [ "$(field rdb_bgsave_in_progress)" = 0 ] && [ "$(cli LASTSAVE)" -gt "$before" ]; then
+  persistence=$(cli INFO persistence | tr -d '\r')
+  saves=$(echo "$persistence" | sed -n 's/^rdb_saves://p')
+  if echo "$persistence" | grep -qx 'rdb_bgsave_in_progress:0' && [ "$saves" -gt "$before" ]; then
     break
   fi
   i=$((i + 1))
@@ -48,7 +52,7 @@ while :; do
     echo "pre: BGSAVE did not finish in $SAVE_WAIT s; writes resumed" >&2
     exit 1
   fi
-  sleep 0.1
+  sleep 0.02
 done
 status=$(field rdb_last_bgsave_status)
 if [ "$status" != ok ]; then
@@ -56,4 +60,4 @@ if [ "$status" != ok ]; then
   echo "pre: BGSAVE failed (rdb_last_bgsave_status:$status); writes resumed" >&2
   exit 1
 fi
-echo "pre: writes paused (watchdog: $PAUSE_MS ms), RDB saved at $(cli LASTSAVE)"
+echo "pre: writes paused (watchdog: $PAUSE_MS ms), RDB saved (save $saves since start)"

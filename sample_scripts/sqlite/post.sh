@@ -12,11 +12,11 @@ echo release > "$STATE/release"
 i=0
 while ! grep -q RELEASED "$STATE/holder.out" 2>/dev/null; do
   i=$((i + 1))
-  if [ "$i" -gt 100 ]; then
+  if [ "$i" -gt 500 ]; then
     echo "post: the holder did not confirm the release" >&2
     exit 1
   fi
-  sleep 0.05
+  sleep 0.01
 done
 rm -rf "$STATE"
 echo "post: write lock released"

@@ -31,11 +31,11 @@ echo $! > "$STATE/holder.pid"
 i=0
 while ! grep -q LOCKED "$STATE/holder.out" 2>/dev/null; do
   i=$((i + 1))
-  if [ "$i" -gt 200 ]; then
+  if [ "$i" -gt 1000 ]; then
     echo "pre: could not take the write lock on $DB:" >&2
     cat "$STATE/holder.out" >&2
     exit 1
   fi
-  sleep 0.05
+  sleep 0.01
 done
 echo "pre: WAL checkpointed, write lock held on $DB"

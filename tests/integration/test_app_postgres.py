@@ -57,6 +57,17 @@ c.close()
 print(json.dumps({"seqs": sorted(s.seqs), "total": s.bank_total, "rows": s.bank_rows}))
 """
 
+# The probe's write on its own, not watched: its lock_timeout must end it.
+UNWATCHED_PROBE = """
+import json
+from pytest_vmsnap.apps.postgres import APP, PostgresProbeWrite
+c = APP.client(5.0)
+write = PostgresProbeWrite(c, 0.5)
+print(json.dumps(write.attempt()))
+write.close()
+c.close()
+"""
+
 
 def provisioned(make: Callable[..., HostVM], disks: int = 1, fs: str = "ext4") -> HostVM:
     specs = [DiskSpec(s.name, s.mountpoint, 512, s.fs) for s in APP.layout(disks, fs)]
@@ -147,6 +158,8 @@ def test_client_probes_and_scripts_on_one_disk(simple_vm: Callable[..., HostVM])
     assert probe(vm, "write", "--timeout", "1")["result"] == "accepted"
 
     # blocked: another session holds an ACCESS EXCLUSIVE lock on the probe table
+    rows = "SELECT count(*) FROM vmsnap_probe"
+    before = int(APP.psql(vm, rows))
     holder = vm.popen(
         ["runuser", "-u", "postgres", "--", f"{postgres.BIN}/psql", "-X", "-q", "-d", "vmsnap"],
         stdin=subprocess.PIPE,
@@ -164,17 +177,23 @@ def test_client_probes_and_scripts_on_one_disk(simple_vm: Callable[..., HostVM])
             time.sleep(0.1)
         else:
             pytest.fail("the lock holder never got its lock")
-        blocked = probe(vm, "write", "--timeout", "1")
+        # Seen waiting on the holder's lock in pg_stat_activity, well before its own timeout.
+        blocked = probe(vm, "write", "--timeout", "5")
         assert blocked["result"] == "blocked", blocked
-        assert "timeout" in blocked["detail"]
-        assert blocked["latency_s"] < 3
+        assert "relation lock held by backend" in blocked["detail"], blocked
+        assert blocked["latency_s"] < 2, blocked
+        # Not watched, the write's own statement/lock timeout ends it.
+        attempt = in_vm(vm, UNWATCHED_PROBE)
+        assert attempt[0] == "blocked" and "not done in 0.5 s" in attempt[1], attempt
     finally:
         assert holder.stdin is not None
         with contextlib.suppress(OSError):
             holder.stdin.write(b"ROLLBACK;\n")
             holder.stdin.close()
         holder.wait(timeout=20)
+    # The cancelled writes never landed: the next accepted one is the only new row.
     assert probe(vm, "write", "--timeout", "1")["result"] == "accepted"
+    assert int(APP.psql(vm, rows)) == before + 1
 
     # refused: default_transaction_read_only, set by the broken pre-script and never undone
     install_scripts(vm)

@@ -170,11 +170,20 @@ def test_provision_client_probes_integrity(simple_vm: Callable[..., HostVM]) -> 
     assert probe(vm, "write", "--timeout", "1")["result"] == "accepted"
     value = cli(vm, "GET", "vmsnap:probe")
 
-    # CLIENT PAUSE ... WRITE: the write blocks; the abandoned one never lands.
+    # CLIENT PAUSE ... WRITE: the write is seen postponed (CLIENT LIST flag b) well before its
+    # own timeout; the abandoned one never lands.
     assert cli(vm, "CLIENT", "PAUSE", "10000", "WRITE") == "OK"
     try:
-        blocked = probe(vm, "write", "--timeout", "0.5")
+        blocked = probe(vm, "write", "--timeout", "5")
         assert blocked["result"] == "blocked", blocked
+        assert "writes are paused" in blocked["detail"] and blocked["latency_s"] < 2, blocked
+    finally:
+        assert cli(vm, "CLIENT", "UNPAUSE") == "OK"
+    # CLIENT PAUSE ALL holds even the probe's handshake: its own timeout decides.
+    assert cli(vm, "CLIENT", "PAUSE", "10000") == "OK"
+    try:
+        blocked = probe(vm, "write", "--timeout", "0.5")
+        assert blocked["result"] == "blocked" and "no answer" in blocked["detail"], blocked
     finally:
         assert cli(vm, "CLIENT", "UNPAUSE") == "OK"
     time.sleep(0.3)

@@ -1,0 +1,307 @@
+"""Python calls inside a stand-in VM without an interpreter start each: a fork server.
+
+A cycle runs small Python steps inside its VMs many times (the workload, the quiesce and
+liveness probes, the restored store's start and checks). Started fresh, each pays an
+interpreter start and its imports: about 50 ms, plus 0.2 s for psycopg or redis-py, on the
+critical path of every cycle (and a ``docker exec`` more in a container VM). The fork server is
+one process per VM, ``python -m pytest_vmsnap.vm.forkserver MODULE...``, that imports those
+modules once and forks a child per call. The child is a new process of the VM (its own PID,
+its own fresh connections), as a freshly started one would be, only warm.
+
+Protocol, JSON lines over the server's stdin and stdout. Controller to server:
+``{"id": N, "call": "module:function", "args": [...]}``, or ``{"id": N, "kill": true}`` (SIGKILL
+that call's child, by its PID). Server to controller: ``{"id": N, "pid": P}`` once the child is
+forked, then ``{"id": N, "ok": value}`` or ``{"id": N, "error": "one line"}`` when it ends. End of
+input ends the server; it kills its remaining children by PID first. The server never opens a
+connection or starts a thread itself, so forking it is safe.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib
+import itertools
+import json
+import os
+import selectors
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import traceback
+from collections.abc import Sequence
+from typing import IO, Any, Protocol
+
+from .errors import VmError
+
+
+class CallError(VmError):
+    """The function raised inside the VM, or its process ended without an answer."""
+
+
+class _Popen(Protocol):
+    """What the controller needs of a VM: start a process inside it."""
+
+    name: str
+
+    def popen(self, argv: list[str], **kwargs: Any) -> subprocess.Popen[bytes]: ...
+
+
+# --- controller side ----------------------------------------------------------------------------
+
+
+class Call:
+    """One call running in a child of the fork server (see :meth:`ForkServer.submit`)."""
+
+    def __init__(self, server: ForkServer, call_id: int, fn: str) -> None:
+        self.server = server
+        self.id = call_id
+        self.fn = fn
+        self.pid: int | None = None
+        """The child's PID as the VM sees it, once forked."""
+        self._done = threading.Event()
+        self._reply: dict[str, Any] = {}
+
+    def done(self) -> bool:
+        """Whether the call has ended (answered, failed, or the server is gone)."""
+        return self._done.is_set()
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """Wait until the call ends; False if it is still running after ``timeout``."""
+        return self._done.wait(timeout)
+
+    def result(self, timeout: float | None = None) -> Any:
+        """The function's return value; :class:`CallError` with its one-line error if it
+        raised, or if it did not end within ``timeout`` (its child is then killed)."""
+        if not self._done.wait(timeout):
+            self.kill()
+            raise CallError(
+                f"VM {self.server.vm_name}: {self.fn} did not finish in {timeout:g} s"
+            )
+        if "error" in self._reply:
+            raise CallError(f"VM {self.server.vm_name}: {self.fn}: {self._reply['error']}")
+        return self._reply.get("ok")
+
+    def kill(self) -> None:
+        """SIGKILL the call's child (by its PID, inside the VM); no-op once it ended."""
+        if not self._done.is_set():
+            self.server._send({"id": self.id, "kill": True})
+
+    def _finish(self, reply: dict[str, Any]) -> None:
+        self._reply = reply
+        self._done.set()
+
+
+class ForkServer:
+    """The controller's handle on a VM's fork server: :meth:`submit`, :meth:`call`, :meth:`close`.
+
+    ``preload`` modules are imported by the server before its first fork. Thread-safe: calls
+    may run side by side (the workload keeps running while a probe is made).
+    """
+
+    def __init__(
+        self, vm: _Popen, preload: Sequence[str] = (), *, python: str = sys.executable
+    ) -> None:
+        self.vm_name = vm.name
+        self._err: IO[bytes] = tempfile.TemporaryFile(prefix="vmsnap-forkserver-")  # noqa: SIM115 - lives with the server
+        # Its own session: a Ctrl-C on the controller's terminal must not reach the VM's
+        # processes; the controller ends them in order (closing stdin ends the server).
+        self._proc = vm.popen(
+            [python, "-m", __name__, *preload],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=self._err,
+            start_new_session=True,
+        )
+        self._lock = threading.Lock()  # the calls table
+        self._write_lock = threading.Lock()  # the request pipe (never held with the other)
+        self._ids = itertools.count(1)
+        self._calls: dict[int, Call] = {}
+        self._gone = ""
+        self._reader = threading.Thread(
+            target=self._read, name=f"vmsnap-forkserver-{vm.name}", daemon=True
+        )
+        self._reader.start()
+
+    def submit(self, fn: str, *args: Any) -> Call:
+        """Start ``module:function(*args)`` in a new child; the arguments and the return
+        value travel as JSON."""
+        with self._lock:
+            call = Call(self, next(self._ids), fn)
+            self._calls[call.id] = call
+            if self._gone:
+                del self._calls[call.id]
+                call._finish({"error": self._gone})
+                return call
+        self._send({"id": call.id, "call": fn, "args": list(args)})
+        return call
+
+    def call(self, fn: str, *args: Any, timeout: float | None = 120) -> Any:
+        """Run ``module:function(*args)`` in a new child and return its value."""
+        return self.submit(fn, *args).result(timeout)
+
+    def close(self, timeout_s: float = 10.0) -> None:
+        """End the server: its running children are killed by PID, then it exits."""
+        with contextlib.suppress(OSError):
+            assert self._proc.stdin is not None
+            self._proc.stdin.close()
+        try:
+            self._proc.wait(timeout=timeout_s)
+        except subprocess.TimeoutExpired:
+            self._proc.kill()  # the nsenter or docker-exec client, by its exact PID
+            self._proc.wait(timeout=timeout_s)
+        self._reader.join(timeout_s)
+        if self._proc.stdout is not None:
+            with contextlib.suppress(OSError):
+                self._proc.stdout.close()
+        self._err.close()
+
+    def _send(self, message: dict[str, Any]) -> None:
+        data = (json.dumps(message) + "\n").encode()
+        with self._write_lock:
+            try:
+                assert self._proc.stdin is not None
+                self._proc.stdin.write(data)
+                self._proc.stdin.flush()
+            except (OSError, ValueError):
+                pass  # the reader sees the end and fails every pending call
+
+    def _read(self) -> None:
+        assert self._proc.stdout is not None
+        for line in self._proc.stdout:
+            try:
+                reply = json.loads(line)
+            except ValueError:
+                continue
+            with self._lock:
+                call = self._calls.get(reply.get("id"))
+                if call is not None and ("ok" in reply or "error" in reply):
+                    del self._calls[call.id]
+            if call is None:
+                continue
+            if "pid" in reply:
+                call.pid = reply["pid"]
+            elif "ok" in reply or "error" in reply:
+                call._finish(reply)
+        with self._lock:
+            self._gone = f"the fork server in VM {self.vm_name} ended: {self._stderr_tail()}"
+            pending, self._calls = list(self._calls.values()), {}
+        for call in pending:
+            call._finish({"error": self._gone})
+
+    def _stderr_tail(self) -> str:
+        with contextlib.suppress(OSError, ValueError):
+            self._err.seek(0)
+            lines = self._err.read().decode(errors="replace").strip().splitlines()
+            if lines:
+                return lines[-1]
+        code = self._proc.poll()
+        return "it closed its output" if code is None else f"exit {code}"
+
+
+# --- server side (inside the VM) ----------------------------------------------------------------
+
+
+def _child(request: dict[str, Any], out: int) -> None:
+    """Run one call in the forked child, write its JSON answer to ``out``, and exit."""
+    try:
+        null = os.open(os.devnull, os.O_RDWR)
+        os.dup2(null, 0)
+        os.dup2(2, 1)  # stray prints must not reach the protocol pipe
+        module, _, name = request["call"].partition(":")
+        value = getattr(importlib.import_module(module), name)(*request.get("args", []))
+        data = json.dumps({"ok": value})
+    except BaseException as err:
+        traceback.print_exc()
+        data = json.dumps({"error": f"{type(err).__name__}: {' '.join(str(err).split())[:2000]}"})
+    with contextlib.suppress(Exception):
+        sys.stdout.flush()
+        sys.stderr.flush()
+    _write_all(out, data.encode())
+    os._exit(0)
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    while data:
+        data = data[os.write(fd, data) :]
+
+
+def _ended(call_id: int, data: bytes, status: int) -> dict[str, Any]:
+    """The answer for a child that closed its pipe with ``data`` and exit ``status``."""
+    with contextlib.suppress(ValueError):
+        return {"id": call_id, **json.loads(data)}
+    if os.WIFSIGNALED(status):
+        why = f"killed by signal {os.WTERMSIG(status)}"
+    else:
+        why = f"exit {os.waitstatus_to_exitcode(status)}"
+    return {"id": call_id, "error": f"its process ended without an answer ({why})"}
+
+
+def serve(inp: int = 0, out: int = 1) -> None:
+    """Answer calls read from ``inp`` on ``out`` until ``inp`` ends."""
+    sel = selectors.DefaultSelector()
+    sel.register(inp, selectors.EVENT_READ, None)
+    children: dict[int, int] = {}  # call id -> pid
+    pending = b""
+
+    def reply(message: dict[str, Any]) -> None:
+        _write_all(out, (json.dumps(message) + "\n").encode())
+
+    def start(request: dict[str, Any]) -> None:
+        call_id = request.get("id")
+        if request.get("kill"):
+            pid = children.get(call_id)
+            if pid is not None:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)
+            return
+        r, w = os.pipe()
+        pid = os.fork()
+        if pid == 0:
+            os.close(r)
+            _child(request, w)
+        os.close(w)
+        children[call_id] = pid
+        sel.register(r, selectors.EVENT_READ, (call_id, pid, bytearray()))
+        reply({"id": call_id, "pid": pid})
+
+    while True:
+        for key, _ in sel.select():
+            if key.data is None:
+                chunk = os.read(inp, 65536)
+                if not chunk:
+                    for pid in children.values():
+                        with contextlib.suppress(ProcessLookupError):
+                            os.kill(pid, signal.SIGKILL)
+                    return
+                pending += chunk
+                while b"\n" in pending:
+                    line, _, pending = pending.partition(b"\n")
+                    with contextlib.suppress(ValueError):
+                        start(json.loads(line))
+                continue
+            call_id, pid, data = key.data
+            chunk = os.read(key.fd, 65536)
+            if chunk:
+                data += chunk
+                continue
+            sel.unregister(key.fd)
+            os.close(key.fd)
+            _, status = os.waitpid(pid, 0)
+            del children[call_id]
+            reply(_ended(call_id, bytes(data), status))
+
+
+def main(argv: list[str] | None = None) -> int:
+    modules = sys.argv[1:] if argv is None else argv
+    for module in modules:
+        importlib.import_module(module)
+    serve()
+    # Straight out: tearing down the preloaded modules (psycopg, redis-py) is time the VM's
+    # stop would wait for, with nothing to flush or close.
+    os._exit(0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
