@@ -96,8 +96,9 @@ class Call:
 class ForkServer:
     """The controller's handle on a VM's fork server: :meth:`submit`, :meth:`call`, :meth:`close`.
 
-    ``preload`` modules are imported by the server before its first fork. Thread-safe: calls
-    may run side by side (the workload keeps running while a probe is made).
+    ``preload`` modules are imported by the server before its first fork (one that fails to
+    import is left to the calls that need it). Thread-safe: calls may run side by side (the
+    workload keeps running while a probe is made).
     """
 
     def __init__(
@@ -296,7 +297,9 @@ def serve(inp: int = 0, out: int = 1) -> None:
 def main(argv: list[str] | None = None) -> int:
     modules = sys.argv[1:] if argv is None else argv
     for module in modules:
-        importlib.import_module(module)
+        # Best effort: a call that needs a module that cannot be imported says so itself.
+        with contextlib.suppress(Exception):
+            importlib.import_module(module)
     serve()
     # Straight out: tearing down the preloaded modules (psycopg, redis-py) is time the VM's
     # stop would wait for, with nothing to flush or close.
