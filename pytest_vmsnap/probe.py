@@ -1,11 +1,12 @@
 """Probes run inside the stand-in VM, each on a fresh connection as the application user.
 
+The harness calls them through the VM's fork server (``vm.call("pytest_vmsnap.probe:...")``);
+each is also a command, printing one JSON object:
 ``python -m pytest_vmsnap.probe write --app APP --timeout S``: the quiesce-effectiveness probe
-(one write with a short timeout: accepted, blocked or refused).
+(one write, watched: accepted, blocked or refused; see :mod:`pytest_vmsnap.apps.probewrite`).
 ``python -m pytest_vmsnap.probe live --app APP --bound S``: the liveness probe (writes must
 succeed again within the bound).
 ``python -m pytest_vmsnap.probe state --app APP``: what the oracle reads from a restored store.
-Each prints one JSON object.
 """
 
 from __future__ import annotations

@@ -47,7 +47,6 @@ class Agent:
     imports happen while the workload warms up, not on the cycle's clock."""
 
     def __init__(self, vm: VM, python: str = sys.executable) -> None:
-        self.vm_name = vm.name
         self.proc = vm.popen(
             [python, "-m", "pytest_vmsnap.vm.agent"],
             stdin=subprocess.PIPE,

@@ -76,9 +76,7 @@ class Call:
         raised, or if it did not end within ``timeout`` (its child is then killed)."""
         if not self._done.wait(timeout):
             self.kill()
-            raise CallError(
-                f"VM {self.server.vm_name}: {self.fn} did not finish in {timeout:g} s"
-            )
+            raise CallError(f"VM {self.server.vm_name}: {self.fn} did not finish in {timeout:g} s")
         if "error" in self._reply:
             raise CallError(f"VM {self.server.vm_name}: {self.fn}: {self._reply['error']}")
         return self._reply.get("ok")
