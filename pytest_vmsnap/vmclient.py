@@ -19,6 +19,7 @@ import time
 from typing import Any
 
 from .apps.base import Client, State, VmLike
+from .vm.forkserver import end_process
 
 EXTRA_WAIT_S = 30.0
 """How much longer than the client's own timeout an answer may take."""
@@ -123,14 +124,7 @@ class RemoteClient(Client):
         proc, self._proc = self._proc, None
         if proc is None:
             return
-        with contextlib.suppress(OSError):
-            assert proc.stdin is not None
-            proc.stdin.close()
-        try:
-            proc.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=5)
+        end_process(proc, 5)
         for stream in (proc.stdout, proc.stderr):
             if stream is not None:
                 with contextlib.suppress(OSError):

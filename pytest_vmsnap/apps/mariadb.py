@@ -58,7 +58,7 @@ from .base import (
     read_log,
     wait_ready,
 )
-from .probewrite import ProbeWrite
+from .probewrite import ProbeWrite, one_line
 
 DATADIR = "/var/lib/mysql"
 LOG_DIR = "/var/lib/mysql-log"
@@ -379,7 +379,7 @@ class MariadbProbeWrite(ProbeWrite):
                 cur.execute(f"KILL {int(self.thread)}")
             return f"connection {self.thread} killed"
         except Exception as err:  # already gone is fine
-            return f"KILL {self.thread}: {' '.join(str(err).split())}"
+            return f"KILL {self.thread}: {one_line(err)}"
 
     def close(self) -> None:
         self.conn.close()

@@ -51,7 +51,7 @@ from .base import (
     State,
     VmLike,
 )
-from .probewrite import ProbeWrite
+from .probewrite import ProbeWrite, one_line
 
 BIN = "/usr/lib/postgresql/15/bin"
 MOUNT = "/var/lib/postgresql"
@@ -195,10 +195,10 @@ class PostgresProbeWrite(ProbeWrite):
         try:
             self.conn.execute("INSERT INTO vmsnap_probe (at) VALUES (%s)", (time.time(),))
         except (errors.QueryCanceled, errors.LockNotAvailable) as err:
-            return "blocked", f"not done in {self.timeout_s:.1f} s: {_one_line(err)}"
+            return "blocked", f"not done in {self.timeout_s:.1f} s: {one_line(err)}"
         except self.client._psycopg.Error as err:
             code = getattr(err, "sqlstate", None) or "no sqlstate"
-            return "refused", f"{code}: {_one_line(err)}"
+            return "refused", f"{code}: {one_line(err)}"
         return "accepted", "the write committed"
 
     def waiting_on(self) -> str | None:
@@ -267,7 +267,7 @@ class PostgresApp(App):
         try:
             out = vm.call(f"{__name__}:server_versions")
         except Exception as err:
-            out = {"postgres": "?", "error": _one_line(err)}
+            out = {"postgres": "?", "error": one_line(err)}
         try:
             import psycopg
 
@@ -307,10 +307,6 @@ class PostgresApp(App):
 
 
 APP = PostgresApp()
-
-
-def _one_line(err: BaseException) -> str:
-    return " ".join(str(err).split())[:300]
 
 
 # --- run inside the VM as root (through its fork server) --------------------------------------

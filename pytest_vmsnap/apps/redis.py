@@ -53,7 +53,7 @@ from .base import (
     read_log,
     wait_ready,
 )
-from .probewrite import ProbeWrite
+from .probewrite import ProbeWrite, one_line
 
 DATA_DIR = "/var/lib/redis"
 AOF_DIR = f"{DATA_DIR}/appendonlydir"
@@ -255,7 +255,7 @@ class RedisProbeWrite(ProbeWrite):
             return "blocked", f"no reply in {took:.2f} s (connection closed): {err}"
         except redis.exceptions.ResponseError as err:
             # redis-py strips the error prefix (NOPERM, READONLY...) into the exception class.
-            return "refused", f"{type(err).__name__}: {' '.join(str(err).split())}"
+            return "refused", f"{type(err).__name__}: {one_line(err)}"
         return "accepted", f"the write was acknowledged in {time.monotonic() - began:.3f} s"
 
     def admin(self) -> Any:

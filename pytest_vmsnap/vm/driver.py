@@ -8,7 +8,6 @@ systems while they are frozen, and thaws them itself if the agent dies.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import subprocess
 import sys
@@ -18,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from .errors import VmError
+from .forkserver import end_process
 
 EventHook = Callable[[str, float], None]
 SnapshotFn = Callable[[], dict[str, Any]]
@@ -56,14 +56,7 @@ class Agent:
 
     def end(self, timeout_s: float = 30.0) -> None:
         """Close its input (an agent still waiting for its cycle exits) and wait for it."""
-        with contextlib.suppress(OSError):
-            assert self.proc.stdin is not None
-            self.proc.stdin.close()
-        try:
-            self.proc.wait(timeout=timeout_s)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait(timeout=timeout_s)
+        end_process(self.proc, timeout_s)
 
 
 def drive_cycle(

@@ -142,14 +142,7 @@ class ForkServer:
 
     def close(self, timeout_s: float = 10.0) -> None:
         """End the server: its running children are killed by PID, then it exits."""
-        with contextlib.suppress(OSError):
-            assert self._proc.stdin is not None
-            self._proc.stdin.close()
-        try:
-            self._proc.wait(timeout=timeout_s)
-        except subprocess.TimeoutExpired:
-            self._proc.kill()  # the nsenter or docker-exec client, by its exact PID
-            self._proc.wait(timeout=timeout_s)
+        end_process(self._proc, timeout_s)
         self._reader.join(timeout_s)
         if self._proc.stdout is not None:
             with contextlib.suppress(OSError):
@@ -197,6 +190,19 @@ class ForkServer:
                 return lines[-1]
         code = self._proc.poll()
         return "it closed its output" if code is None else f"exit {code}"
+
+
+def end_process(proc: subprocess.Popen[Any], timeout_s: float) -> None:
+    """End a helper that stops when its input ends: close its stdin and wait; past
+    ``timeout_s``, kill it (the nsenter or docker-exec client, by its exact PID)."""
+    with contextlib.suppress(OSError):
+        if proc.stdin is not None:
+            proc.stdin.close()
+    try:
+        proc.wait(timeout=timeout_s)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(timeout=timeout_s)
 
 
 # --- server side (inside the VM) ----------------------------------------------------------------
