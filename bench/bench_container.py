@@ -36,10 +36,11 @@ try:
 except ImportError:  # run from a checkout without installing
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from pytest_vmsnap.harness import run
+from pytest_vmsnap.cycle.run import run
 from pytest_vmsnap.settings import Settings
-from pytest_vmsnap.vm import images, names
-from pytest_vmsnap.vm.engine import Engine
+from pytest_vmsnap.vm import names
+from pytest_vmsnap.vm.docker import images
+from pytest_vmsnap.vm.docker.engine import Engine
 
 REPO = Path(__file__).resolve().parents[1]
 CONFIG = {
@@ -93,7 +94,7 @@ def exec_cost(kind: str, app: str, tmp: Path, tag: str, n: int = 20) -> float:
     disk = Disk(DiskSpec("data", "/srv/bench", 64, "ext4"), image, loopdev=dev)
     try:
         if kind == "container":
-            from pytest_vmsnap.vm.container import ContainerVM
+            from pytest_vmsnap.vm.docker.container import ContainerVM
 
             vm = ContainerVM("exec", [disk], tag=tag, app=app)
         else:

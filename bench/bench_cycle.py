@@ -26,10 +26,10 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from pytest_vmsnap.harness import run  # noqa: E402
+from pytest_vmsnap.cycle.run import run  # noqa: E402
+from pytest_vmsnap.cycle.stage import stage  # noqa: E402
 from pytest_vmsnap.lint import lint  # noqa: E402
 from pytest_vmsnap.settings import Settings  # noqa: E402
-from pytest_vmsnap.stage import stage  # noqa: E402
 
 TARGETS = {"sqlite": 1.0, "postgres": 3.0, "mariadb": 4.0, "redis": 1.0}
 CONFIG = """{{"preScriptLocation": "/etc/azure/{app}/pre.sh",

@@ -147,10 +147,10 @@ def _add_run(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
-    from .harness import run
-    from .report import summary_line, write_json
+    from .cycle.run import run
+    from .cycle.stage import read_locations
+    from .report.text import summary_line, write_json
     from .settings import Settings
-    from .stage import read_locations
 
     if not args.config.is_file():
         return _usage_error(f"run: --config {args.config}: no such file")
@@ -193,7 +193,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
         args.json.write_text(json.dumps(result, indent=2, default=str))
     if args.report:
         write_json(args.report, "cycle", result)
-        from .html_report import write_html
+        from .report.html import write_html
 
         print(f"report: {write_html(args.report, {'cycle': result})}")
     return EXIT_OK if result["verdict"] == "application-consistent" else EXIT_FINDINGS

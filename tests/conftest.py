@@ -16,11 +16,11 @@ from pathlib import Path
 import pytest
 
 MARKERS = (
-    "pytest_vmsnap.vm.vminit",
-    "pytest_vmsnap.vm.freeze_guard",
-    "pytest_vmsnap.vm.agent",
+    "pytest_vmsnap.vm.guest.vminit",
+    "pytest_vmsnap.vm.guest.freeze_guard",
+    "pytest_vmsnap.cycle.agent",
     "pytest_vmsnap.vm.forkserver",
-    "pytest_vmsnap.workload",
+    "pytest_vmsnap.evidence.workload",
 )
 
 

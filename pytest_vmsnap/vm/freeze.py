@@ -2,9 +2,9 @@
 
 :class:`GuardFreezer` is the :class:`~pytest_vmsnap.framework.interfaces.Freezer` of a stand-in VM.
 It plays the extension's Python side (``fsfreezer.py``, azure-framework.md 7.3) and starts
-:mod:`pytest_vmsnap.vm.freeze_guard` in the role of its ``safefreeze`` helper: the guard holds the
-freeze and thaws on its own (signal, parent death, timeout), so a dead or stuck caller never
-leaves a frozen file system behind.
+:mod:`pytest_vmsnap.vm.guest.freeze_guard` in the role of its ``safefreeze`` helper: the guard
+holds the freeze and thaws on its own (signal, parent death, timeout), so a dead or stuck
+caller never leaves a frozen file system behind.
 
 Codes are the extension's: 121 the guard failed, 122 it did not report "frozen" in time, 123 it
 could not open a mount; a thaw that finds the guard already gone (it self-thawed) or failing is
@@ -31,7 +31,7 @@ from typing import IO
 from ..framework.interfaces import FreezeResult, ThawResult
 
 FITHAW = 0xC0045878
-GUARD_MODULE = "pytest_vmsnap.vm.freeze_guard"
+GUARD_MODULE = "pytest_vmsnap.vm.guest.freeze_guard"
 ELIGIBLE_FS = frozenset({"ext3", "ext4", "xfs", "btrfs"})
 THAW_WAIT_S = 30.0  # the extension waits this long for the helper to exit after SIGUSR1
 INCONSISTENT = "Snapshots are inconsistent"

@@ -22,9 +22,9 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from .base import StandIn
 from .errors import VmError
 from .model import Disk
-from .standin import StandIn
 
 
 class HostVM(StandIn):
@@ -78,7 +78,7 @@ class HostVM(StandIn):
             "private",
             sys.executable,
             "-m",
-            "pytest_vmsnap.vm.vminit",
+            "pytest_vmsnap.vm.guest.vminit",
             json.dumps(spec),
             f"vmsnap-vm={self.tag}:{self.name}",
         ]

@@ -38,9 +38,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import ClassVar
 
-from pytest_vmsnap.framework import codes
-from pytest_vmsnap.framework.interfaces import SnapshotResult
-
+from ..framework import codes
+from ..framework.interfaces import SnapshotResult
 from .errors import VmError
 from .model import Disk, DiskSpec
 

@@ -68,7 +68,7 @@ def session_tag(container_required: None) -> str:
 @pytest.fixture(scope="session")
 def engine(container_required: None, session_tag: str) -> Iterator[object]:
     """One Docker engine for the session (started by us unless one answers already)."""
-    from pytest_vmsnap.vm.engine import Engine, list_ours
+    from pytest_vmsnap.vm.docker.engine import Engine, list_ours
 
     held = Engine()
     held.ensure()
@@ -81,7 +81,7 @@ def engine(container_required: None, session_tag: str) -> Iterator[object]:
 @pytest.fixture(scope="session")
 def images_built(engine: object) -> dict[str, str]:
     """The four app images (built once; later sessions hit the cache)."""
-    from pytest_vmsnap.vm import images
+    from pytest_vmsnap.vm.docker import images
 
     return {name: images.ensure_image(name, engine.client).ref for name in images.APP_IMAGES}
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from pytest_vmsnap.vm import engine as eng
+from pytest_vmsnap.vm.docker import engine as eng
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -92,7 +92,7 @@ def test_engine_shared_between_processes_last_user_stops_it(container_required: 
             assert len(mine) == 1  # one record per process, not per object
         assert eng._start_time(pid), "leaving a nested Engine stopped dockerd"
         code = (
-            "from pytest_vmsnap.vm.engine import Engine\n"
+            "from pytest_vmsnap.vm.docker.engine import Engine\n"
             "e = Engine(); e.ensure(); print(e.started_by_us, len(e.live_users()) >= 2);"
             " print(e.release())\n"
         )

@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from pytest_vmsnap import oracle
-from pytest_vmsnap.harness import run
+from pytest_vmsnap.cycle.run import run
+from pytest_vmsnap.evidence import oracle
 from pytest_vmsnap.settings import Settings
 
 REPO = Path(__file__).resolve().parents[2]

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from pytest_vmsnap.vm import images
+from pytest_vmsnap.vm.docker import images
 
 REPO = Path(__file__).resolve().parents[2]
 

@@ -16,8 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from pytest_vmsnap.vm import container as ct
-from pytest_vmsnap.vm.engine import IN_VM_LIB, IN_VM_PACKAGE, LABEL_TAG, list_ours
+from pytest_vmsnap.vm.docker import container as ct
+from pytest_vmsnap.vm.docker.engine import IN_VM_LIB, IN_VM_PACKAGE, LABEL_TAG, list_ours
 from pytest_vmsnap.vm.errors import VmError
 from pytest_vmsnap.vm.model import DiskSpec
 
@@ -60,8 +60,9 @@ def test_run_uses_debian_python_and_reports_failures(pg_vm: ct.ContainerVM) -> N
     assert done.stdout.decode().strip() == "/usr/bin/python3"
     assert done.args[0] == sys.executable  # what the caller asked for
     code = (
-        "import pytest_vmsnap.vm.agent, pytest_vmsnap.vm.freeze_guard, pytest_vmsnap.workload,"
-        " pytest_vmsnap.probe, pytest_vmsnap.apps.postgres, psycopg; print('ok')"
+        "import pytest_vmsnap.cycle.agent, pytest_vmsnap.vm.guest.freeze_guard,"
+        " pytest_vmsnap.evidence.workload,"
+        " pytest_vmsnap.evidence.probe, pytest_vmsnap.apps.postgres, psycopg; print('ok')"
     )
     assert pg_vm.run([sys.executable, "-c", code]).stdout.strip() == b"ok"
     env = pg_vm.run(["sh", "-c", "echo $PYTHONPATH; id -u; pwd"]).stdout.decode().split()
@@ -180,7 +181,7 @@ def test_start_failure_is_one_line_and_leaves_nothing(
 
 CHILD = """
 import json, os, sys, time
-from pytest_vmsnap.vm.container import ContainerVM
+from pytest_vmsnap.vm.docker.container import ContainerVM
 from pytest_vmsnap.vm.model import Disk, DiskSpec
 disk = Disk(DiskSpec("data", "/var/lib/postgresql", 64, "ext4"), sys.argv[2], loopdev=sys.argv[1])
 vm = ContainerVM("orphan", [disk], tag=sys.argv[3], app="postgres").start()
@@ -271,7 +272,7 @@ def test_production_paths_script_runs_unchanged_in_mariadb(
 
 
 def test_remove_leftovers_without_engine_is_empty(monkeypatch: pytest.MonkeyPatch) -> None:
-    from pytest_vmsnap.vm import engine as eng
+    from pytest_vmsnap.vm.docker import engine as eng
 
     monkeypatch.setattr(eng, "ping", lambda wait_s=0.0: None)
     assert ct.remove_leftovers() == []

@@ -12,9 +12,9 @@ from pathlib import Path
 import pytest
 
 from pytest_vmsnap.vm import names
+from pytest_vmsnap.vm.guest.vminit import thaw
 from pytest_vmsnap.vm.host import HostVM
 from pytest_vmsnap.vm.model import Disk, DiskSpec
-from pytest_vmsnap.vm.vminit import thaw
 
 MKFS = {
     "ext4": ["mkfs.ext4", "-q", "-F"],

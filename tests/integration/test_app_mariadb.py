@@ -83,7 +83,7 @@ def in_vm(vm: HostVM, code: str) -> str:
 
 
 def probe(vm: HostVM, *args: str) -> dict:
-    done = vm.run([sys.executable, "-m", "pytest_vmsnap.probe", *args, "--app", "mariadb"])
+    done = vm.run([sys.executable, "-m", "pytest_vmsnap.evidence.probe", *args, "--app", "mariadb"])
     return json.loads(done.stdout.decode().strip().splitlines()[-1])
 
 

@@ -82,7 +82,9 @@ def in_vm(vm: HostVM, code: str) -> dict:
 
 
 def probe(vm: HostVM, *args: str) -> dict:
-    done = vm.run([sys.executable, "-m", "pytest_vmsnap.probe", *args, "--app", "postgres"])
+    done = vm.run(
+        [sys.executable, "-m", "pytest_vmsnap.evidence.probe", *args, "--app", "postgres"]
+    )
     return json.loads(done.stdout.decode().strip().splitlines()[-1])
 
 

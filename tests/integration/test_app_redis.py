@@ -90,7 +90,7 @@ def in_vm(vm: HostVM, code: str) -> dict:
 
 
 def probe(vm: HostVM, *args: str) -> dict:
-    done = vm.run([sys.executable, "-m", "pytest_vmsnap.probe", *args, "--app", "redis"])
+    done = vm.run([sys.executable, "-m", "pytest_vmsnap.evidence.probe", *args, "--app", "redis"])
     return json.loads(done.stdout.decode().strip().splitlines()[-1])
 
 

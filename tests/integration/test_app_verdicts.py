@@ -23,9 +23,9 @@ from pathlib import Path
 import pytest
 from appcycle import cycle_settings, evidence, require
 
-from pytest_vmsnap import oracle
 from pytest_vmsnap.apps.base import BANK_TOTAL
-from pytest_vmsnap.harness import run
+from pytest_vmsnap.cycle.run import run
+from pytest_vmsnap.evidence import oracle
 
 # app -> (quiesce declaration of its correct pair, data mount point that must be frozen)
 APPS: dict[str, tuple[str, str]] = {

@@ -21,7 +21,7 @@ from typing import Any
 import pytest
 
 from pytest_vmsnap.vm.freeze import GuardFreezer, mount_candidates_from_mountinfo
-from pytest_vmsnap.vm.freeze_guard import STALL_ENV, THAW_SIGNALS
+from pytest_vmsnap.vm.guest.freeze_guard import STALL_ENV, THAW_SIGNALS
 
 pytestmark = [
     pytest.mark.integration,

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from pytest_vmsnap.html_report import write_html
+from pytest_vmsnap.report.html import write_html
 
 DATA = Path(__file__).parent.parent / "unit" / "data"
 WIDTH, HEIGHT = 1400, 2200

@@ -33,8 +33,8 @@ from typing import Any
 
 from appcycle import DATA, SAMPLES, TRIVIAL, cycle_settings, evidence, require
 
-from pytest_vmsnap import oracle
-from pytest_vmsnap.harness import run
+from pytest_vmsnap.cycle.run import run
+from pytest_vmsnap.evidence import oracle
 from pytest_vmsnap.settings import Settings
 
 TRIALS = 5

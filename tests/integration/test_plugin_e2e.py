@@ -127,7 +127,7 @@ import os
 import time
 from pathlib import Path
 
-from pytest_vmsnap import battery
+from pytest_vmsnap.plugin import battery
 
 _real = battery.run
 

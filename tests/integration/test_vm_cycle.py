@@ -18,8 +18,8 @@ from pathlib import Path
 
 import pytest
 
-from pytest_vmsnap import oracle
-from pytest_vmsnap.harness import run
+from pytest_vmsnap.cycle.run import run
+from pytest_vmsnap.evidence import oracle
 from pytest_vmsnap.settings import Settings
 
 REPO = Path(__file__).resolve().parents[2]
@@ -130,7 +130,7 @@ def test_sigkill_mid_freeze_leaves_nothing_frozen(
 import json, sys, time
 from pathlib import Path
 sys.path.insert(0, {str(REPO)!r})
-from pytest_vmsnap.harness import run
+from pytest_vmsnap.cycle.run import run
 from pytest_vmsnap.settings import Settings
 s = Settings(config=Path({str(sqlite_files["config"])!r}),
              pre=Path({str(sqlite_files["pre.sh"])!r}),

@@ -110,7 +110,7 @@ def test_guard_rejects_a_bad_timeout(timeout: str) -> None:
         [
             sys.executable,
             "-m",
-            "pytest_vmsnap.vm.freeze_guard",
+            "pytest_vmsnap.vm.guest.freeze_guard",
             "--timeout",
             timeout,
             "/nonexistent-vmsnap",
@@ -126,7 +126,7 @@ def test_guard_rejects_a_bad_timeout(timeout: str) -> None:
 def test_guard_does_not_freeze_when_its_parent_is_already_gone() -> None:
     # --parent names a PID that is not the guard's parent: as if the parent died before the
     # guard could set PR_SET_PDEATHSIG. It must stop before opening (let alone freezing).
-    argv = [sys.executable, "-m", "pytest_vmsnap.vm.freeze_guard", "--timeout", "5"]
+    argv = [sys.executable, "-m", "pytest_vmsnap.vm.guest.freeze_guard", "--timeout", "5"]
     done = subprocess.run(
         [*argv, "--parent", "1", "/nonexistent-vmsnap"],
         capture_output=True,

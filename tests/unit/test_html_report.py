@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from pytest_vmsnap.framework import codes
-from pytest_vmsnap.html_report import BAD_COLOR, OK_COLOR, render_html, write_html
+from pytest_vmsnap.report.html import BAD_COLOR, OK_COLOR, render_html, write_html
 
 DATA = Path(__file__).parent / "data"
 SAMPLES = {
@@ -258,7 +258,7 @@ def test_minimal_empty_and_malformed_runs(tmp_path: Path) -> None:
 def test_a_record_that_breaks_the_renderer_still_gets_a_card(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    from pytest_vmsnap import html_report
+    from pytest_vmsnap.report import html as html_report
 
     def broken(*args: Any) -> str:
         raise ValueError("<boom>")

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from pytest_vmsnap import oracle
 from pytest_vmsnap.apps.base import BANK_ACCOUNTS, BANK_TOTAL, IntegrityReport, StartReport
-from pytest_vmsnap.workload import Ack
+from pytest_vmsnap.evidence import oracle
+from pytest_vmsnap.evidence.workload import Ack
 
 GOOD_STATE = {"seqs": [1, 2, 3], "bank_total": BANK_TOTAL, "bank_rows": BANK_ACCOUNTS}
 HISTORY = [

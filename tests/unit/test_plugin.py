@@ -16,10 +16,10 @@ from pathlib import Path
 
 import pytest
 
-from pytest_vmsnap import oracle
-from pytest_vmsnap.battery import battery
+from pytest_vmsnap.cycle.run import RunResult
+from pytest_vmsnap.evidence import oracle
 from pytest_vmsnap.framework import codes
-from pytest_vmsnap.harness import RunResult
+from pytest_vmsnap.plugin.battery import battery
 from pytest_vmsnap.settings import Settings
 
 pytest_plugins = ["pytester"]
@@ -42,8 +42,10 @@ import os
 
 import pytest
 
-from pytest_vmsnap import battery, harness, oracle
-from pytest_vmsnap.harness import RunResult
+from pytest_vmsnap.plugin import battery
+from pytest_vmsnap.cycle import run as harness
+from pytest_vmsnap.evidence import oracle
+from pytest_vmsnap.cycle.run import RunResult
 
 SEEN = []
 
@@ -100,7 +102,7 @@ def seen_settings():
 '''
 
 
-ONLY_US = ("-p", "pytest_vmsnap.plugin")
+ONLY_US = ("-p", "pytest_vmsnap.plugin.hooks")
 
 
 @pytest.fixture(autouse=True)
@@ -165,13 +167,13 @@ def _text(result: pytest.RunResult) -> str:
 
 def test_plugin_import_is_cheap() -> None:
     code = (
-        "import sys, pytest_vmsnap.plugin; "
+        "import sys, pytest_vmsnap.plugin.hooks; "
         "print(' '.join(sorted(m for m in sys.modules if m.startswith('pytest_vmsnap'))))"
     )
     out = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, check=True
     ).stdout.split()
-    assert "pytest_vmsnap.plugin" in out
+    assert "pytest_vmsnap.plugin.hooks" in out
     heavy = ("harness", "framework", "battery", "vm", "apps", "oracle", "workload", "report")
     assert [m for m in out if m.split(".")[1:2] and m.split(".")[1] in heavy] == []
 
@@ -186,8 +188,8 @@ def test_without_vmsnap_nothing_is_collected_or_imported(
 
         def test_only_mine():
             heavy = [m for m in sys.modules if m.startswith((
-                "pytest_vmsnap.harness", "pytest_vmsnap.framework", "pytest_vmsnap.battery",
-                "pytest_vmsnap.vm", "pytest_vmsnap.apps", "pytest_vmsnap.oracle",
+                "pytest_vmsnap.cycle", "pytest_vmsnap.framework", "pytest_vmsnap.plugin.battery",
+                "pytest_vmsnap.vm", "pytest_vmsnap.apps", "pytest_vmsnap.evidence",
             ))]
             assert heavy == []
         """
@@ -669,7 +671,7 @@ class _LocalVm:
 
 
 def test_vm_client_reports_a_failed_connection_in_one_line() -> None:
-    from pytest_vmsnap.vmclient import ClientError, RemoteClient
+    from pytest_vmsnap.apps.remote import ClientError, RemoteClient
 
     if Path("/var/lib/app").exists():
         pytest.skip("this host has a /var/lib/app")

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from pytest_vmsnap.stage import StageError, read_locations, stage
+from pytest_vmsnap.cycle.stage import StageError, read_locations, stage
 from pytest_vmsnap.vm.host import default_overlays
 
 

@@ -1,12 +1,14 @@
 """Probes run inside the stand-in VM, each on a fresh connection as the application user.
 
-The harness calls them through the VM's fork server (``vm.call("pytest_vmsnap.probe:...")``);
-each is also a command, printing one JSON object:
-``python -m pytest_vmsnap.probe write --app APP --timeout S``: the quiesce-effectiveness probe
+The harness calls them through the VM's fork server
+(``vm.call("pytest_vmsnap.evidence.probe:...")``); each is also a command, printing one JSON
+object: ``python -m pytest_vmsnap.evidence.probe write --app APP --timeout S``: the
+quiesce-effectiveness probe
 (one write, watched: accepted, blocked or refused; see :mod:`pytest_vmsnap.apps.probewrite`).
-``python -m pytest_vmsnap.probe live --app APP --bound S``: the liveness probe (writes must
-succeed again within the bound).
-``python -m pytest_vmsnap.probe state --app APP``: what the oracle reads from a restored store.
+``python -m pytest_vmsnap.evidence.probe live --app APP --bound S``: the liveness probe (writes
+must succeed again within the bound).
+``python -m pytest_vmsnap.evidence.probe state --app APP``: what the oracle reads from a
+restored store.
 """
 
 from __future__ import annotations
@@ -17,8 +19,8 @@ import json
 import sys
 import time
 
-from .apps import get_app
-from .apps.probewrite import no_connection
+from ..apps import get_app
+from ..apps.probewrite import no_connection
 
 
 def probe_write(app: str, timeout_s: float) -> dict[str, object]:
@@ -88,7 +90,7 @@ def read_state(app: str) -> dict[str, object]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m pytest_vmsnap.probe")
+    parser = argparse.ArgumentParser(prog="python -m pytest_vmsnap.evidence.probe")
     sub = parser.add_subparsers(dest="cmd", required=True)
     w = sub.add_parser("write")
     w.add_argument("--app", required=True)

@@ -40,10 +40,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ..errors import VmError
 from .engine import IN_VM_LIB, LABEL_TAG, _flock, package_mount, state_dir
-from .errors import VmError
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 RECIPES = Path(os.environ.get("VMSNAP_IMAGE_RECIPES") or REPO / "fixtures" / "images")
 """The recipes: ``base/rootfs/`` and ``<name>/Dockerfile`` (``$VMSNAP_IMAGE_RECIPES`` overrides)."""
 SUITE = "bookworm"
@@ -65,12 +65,12 @@ IMPORT_CHANGES = (
     'CMD ["/bin/bash"]',
 )
 IN_VM_MODULES = (
-    "pytest_vmsnap.vm.agent",
-    "pytest_vmsnap.vm.freeze_guard",
-    "pytest_vmsnap.vm.container",
+    "pytest_vmsnap.cycle.agent",
+    "pytest_vmsnap.vm.guest.freeze_guard",
+    "pytest_vmsnap.vm.docker.container",
     "pytest_vmsnap.vm.forkserver",
-    "pytest_vmsnap.workload",
-    "pytest_vmsnap.probe",
+    "pytest_vmsnap.evidence.workload",
+    "pytest_vmsnap.evidence.probe",
     "pytest_vmsnap.apps.sqlite",
     "pytest_vmsnap.apps.postgres",
     "pytest_vmsnap.apps.mariadb",

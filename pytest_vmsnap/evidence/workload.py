@@ -1,7 +1,7 @@
 """Writers with a recorded history: every acknowledged write, with its time.
 
 Runs inside the stand-in VM as its own process, like the application would (forked from the
-VM's fork server, or ``python -m pytest_vmsnap.workload --app APP --history FILE --stop
+VM's fork server, or ``python -m pytest_vmsnap.evidence.workload --app APP --history FILE --stop
 FILE``), named ``vmsnap-workload`` so lock views can tell it from a quiesce holder. Two writers run
 until the stop file appears: one appends numbered rows to the log table, one moves money
 between bank accounts in multi-row transactions. Each acknowledged write becomes one JSON line
@@ -23,8 +23,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 
-from .apps import get_app
-from .apps.base import BANK_ACCOUNTS, WORKLOAD_PROCESS_NAME
+from ..apps import get_app
+from ..apps.base import BANK_ACCOUNTS, WORKLOAD_PROCESS_NAME
 
 
 class History:
@@ -148,7 +148,7 @@ def load_history(path: Path) -> list[Ack]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m pytest_vmsnap.workload")
+    parser = argparse.ArgumentParser(prog="python -m pytest_vmsnap.evidence.workload")
     parser.add_argument("--app", required=True)
     parser.add_argument("--history", type=Path, required=True)
     parser.add_argument("--stop", type=Path, required=True)

@@ -3,7 +3,8 @@
 It plays the part of the Azure extension's ``safefreeze`` helper (azure-framework.md 7.2 and 8)
 and is started by :class:`pytest_vmsnap.vm.freeze.GuardFreezer` as::
 
-    python -B -S -m pytest_vmsnap.vm.freeze_guard --timeout SECONDS [--parent PID] MOUNT [MOUNT...]
+    python -B -S -m pytest_vmsnap.vm.guest.freeze_guard --timeout SECONDS [--parent PID] \
+        MOUNT [MOUNT...]
 
 Lines on stdout (each one write(2), so nothing is buffered; the parent reads them):
 
@@ -256,7 +257,7 @@ class Guard:
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
-        prog="python -m pytest_vmsnap.vm.freeze_guard",
+        prog="python -m pytest_vmsnap.vm.guest.freeze_guard",
         description="Freeze file systems; thaw on a signal, the parent's death or a timeout.",
     )
     parser.add_argument("--timeout", type=float, required=True, help="seconds before self-thaw")

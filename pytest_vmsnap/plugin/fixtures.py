@@ -8,7 +8,7 @@
   ``box.client()`` is a connection to it as the application user. Released at the end of the
   test, pass or fail.
 - ``vmsnap_cycle`` (factory): ``result = vmsnap_cycle(config=..., pre=..., post=..., app=...)``
-  runs one complete cycle and returns the :class:`~pytest_vmsnap.harness.RunResult` with its
+  runs one complete cycle and returns the :class:`~pytest_vmsnap.cycle.run.RunResult` with its
   ``assert_*`` methods; the cycle shows in the vmsnap summary and the report directory.
 - ``vmsnap_sqlite``, ``vmsnap_postgres``, ``vmsnap_mariadb``, ``vmsnap_redis``: a
   :class:`VmHandle` for that application.
@@ -33,9 +33,9 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 if TYPE_CHECKING:
-    from .apps.base import App, Client
-    from .harness import RunResult
-    from .settings import Settings
+    from ..apps.base import App, Client
+    from ..cycle.run import RunResult
+    from ..settings import Settings
 
 ALIASES = {"kind": "vm", "report": "report_dir"}
 """Argument names that differ from the Settings fields."""
@@ -64,7 +64,7 @@ def resolve_settings(
 
 
 def _normalise(values: dict[str, Any], where: str, rootdir: Path) -> dict[str, Any]:
-    from .settings import Settings
+    from ..settings import Settings
 
     known = {f.name for f in dataclasses.fields(Settings)} - {"extra"}
     out: dict[str, Any] = {}
@@ -109,7 +109,7 @@ class VmHandle:
     def client(self, timeout_s: float = 10.0) -> Client:
         """A new connection to the application as the application user (made inside the VM):
         ``append``, ``transfer``, ``probe_write(timeout_s)``, ``read_state()``, ``close()``."""
-        from .vmclient import RemoteClient
+        from ..apps.remote import RemoteClient
 
         c = RemoteClient(self.vm, self.settings.app, timeout_s)
         self._clients.append(c)
@@ -143,7 +143,7 @@ class VmHandle:
 @pytest.fixture(scope="session")
 def vmsnap_settings(pytestconfig: pytest.Config) -> Settings:
     """The vmsnap settings of this run: command-line options over ini keys."""
-    from .plugin import settings_from
+    from .hooks import settings_from
 
     return settings_from(pytestconfig)
 
@@ -173,7 +173,7 @@ def vmsnap_vm(
             )
         if os.geteuid() != 0:
             pytest.skip("vmsnap_vm needs root (loop devices, mounts, namespaces)")
-        from . import harness
+        from ..cycle import run as harness
 
         count += 1
         si = stack.enter_context(harness.stand_in(settings, f"vm{count}"))
@@ -191,7 +191,7 @@ def vmsnap_cycle(
 ) -> Callable[..., RunResult]:
     """Factory: ``vmsnap_cycle(config=, pre=, post=, app=, ..., name=, hooks=)`` runs one
     complete cycle (build, load, framework cycle, snapshot, restore, judge) and returns the
-    :class:`~pytest_vmsnap.harness.RunResult`: ``assert_application_consistent()``,
+    :class:`~pytest_vmsnap.cycle.run.RunResult`: ``assert_application_consistent()``,
     ``assert_verdict(v)``, ``assert_status(status, health_code)``, ``assert_quiesced()``,
     ``assert_live()``. Without root the cycle runs in a directory stand-in (no freeze, no
     snapshot: never better than ``not-taken``).
@@ -206,8 +206,8 @@ def vmsnap_cycle(
     ) -> RunResult:
         __tracebackhide__ = True
         nonlocal count
-        from . import harness
-        from .plugin import record_run
+        from ..cycle import run as harness
+        from .hooks import record_run
 
         settings = resolve_settings(vmsnap_settings, request.node, overrides, "vmsnap_cycle()")
         _fail_on_problems(settings, "vmsnap_cycle()", need_config=True)

@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from .apps.base import BANK_ACCOUNTS, BANK_TOTAL, IntegrityReport, StartReport
+from ..apps.base import BANK_ACCOUNTS, BANK_TOTAL, IntegrityReport, StartReport
 from .workload import Ack
 
 APPLICATION = "application-consistent"

@@ -24,20 +24,20 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from . import oracle
-from .apps import get_app
-from .apps.base import IntegrityReport
-from .framework.cycle import run_cycle
-from .framework.profiles import get as get_profile
-from .framework.runner import FAITHFUL, PROMPT, not_run
-from .report import code_name, explain
-from .settings import Settings
+from ..apps import get_app
+from ..apps.base import IntegrityReport
+from ..evidence import oracle
+from ..evidence.workload import load_history
+from ..framework.cycle import run_cycle
+from ..framework.profiles import get as get_profile
+from ..framework.runner import FAITHFUL, PROMPT, not_run
+from ..report.text import code_name, explain
+from ..settings import Settings
+from ..vm.errors import VmError
+from ..vm.forkserver import Call
 from .stage import stage
-from .vm.errors import VmError
-from .vm.forkserver import Call
-from .workload import load_history
 
-IN_VM_MODULES = ("pytest_vmsnap.workload", "pytest_vmsnap.probe")
+IN_VM_MODULES = ("pytest_vmsnap.evidence.workload", "pytest_vmsnap.evidence.probe")
 """Imported by a source VM's fork server before anything runs."""
 QUIESCE_PROBE_TIMEOUT_S = 1.0
 LIVENESS_BOUND_S = 10.0
@@ -309,8 +309,8 @@ def stand_in(
     config is given), the application provisioned and running. Needs root. ``timings`` (if
     given) is filled as the build goes (``vm_build_s``, ``provision_s``).
     """
-    from .vm import disks as vmdisks
-    from .vm import names, snapshot
+    from ..vm import disks as vmdisks
+    from ..vm import names, snapshot
 
     app = get_app(settings.app)
     tag = names.new_tag()
@@ -376,20 +376,20 @@ def _new_vm(
 ) -> Any:
     """A stand-in VM of the kind ``settings.vm`` names (not started yet): host or container."""
     if settings.vm == "container":
-        from .vm.container import ContainerVM
-        from .vm.engine import Engine
+        from ..vm.docker.container import ContainerVM
+        from ..vm.docker.engine import Engine
 
         stack.enter_context(Engine())  # held for the whole run: both VMs use one engine
         return ContainerVM(name, disks, tag=tag, app=settings.app, shared=[workdir])
-    from .vm.host import HostVM
+    from ..vm.host import HostVM
 
     return HostVM(name, disks, tag=tag)
 
 
 def _run_vm(settings: Settings, result: RunResult, hooks: dict[str, Callable[..., Any]]) -> None:
-    from .vm import disks as vmdisks
-    from .vm import snapshot
-    from .vm.driver import Agent, drive_cycle
+    from ..vm import disks as vmdisks
+    from ..vm import snapshot
+    from .driver import Agent, drive_cycle
 
     clock = _Clock()
     assert settings.config is not None
@@ -408,7 +408,7 @@ def _run_vm(settings: Settings, result: RunResult, hooks: dict[str, Callable[...
         history = workdir / "history.jsonl"
         stop_file = workdir / "workload.stop"
         workload = vm.submit(
-            "pytest_vmsnap.workload:run", settings.app, str(history), str(stop_file)
+            "pytest_vmsnap.evidence.workload:run", settings.app, str(history), str(stop_file)
         )
         stack.callback(_stop_workload, workload, stop_file)
         agent = Agent(vm)  # its start-up overlaps the workload's warm-up
@@ -513,7 +513,7 @@ def _run_vm(settings: Settings, result: RunResult, hooks: dict[str, Callable[...
             stack.callback(vmdisks.detach, disk)
         vm2 = _new_vm(settings, stack, "restored", restored_disks, tag, workdir).start()
         stack.callback(vm2.stop)
-        vm2.warm("pytest_vmsnap.probe", *app.client_modules)
+        vm2.warm("pytest_vmsnap.evidence.probe", *app.client_modules)
         start = app.start(vm2, START_DEADLINE_S)
         result.timings["restore_start_s"] = time.monotonic() - t
         integrity: IntegrityReport | None = None
@@ -553,7 +553,7 @@ def _baseline_cycle(
     The reference point for "acknowledged writes" is the start of the snapshot (there is no
     pre-script); the result has the shape of a framework cycle so reports read the same.
     """
-    from .vm.driver import DrivenCycle
+    from .driver import DrivenCycle
 
     t0 = time.monotonic()
     on_event("pre_end", t0)
@@ -592,7 +592,7 @@ def _baseline_cycle(
 
 def _release_owner(record: Path) -> None:
     """Forget and delete the tag's owner record (cleanup then has nothing to protect)."""
-    from .vm import disks as vmdisks
+    from ..vm import disks as vmdisks
 
     mine = [r for r in vmdisks.registered() if r.path == str(record)]
     vmdisks.REGISTRY.release(mine)
@@ -600,16 +600,16 @@ def _release_owner(record: Path) -> None:
 
 def _remove_image(disk: Any) -> None:
     """Delete a disk image the pool holds (registered by :func:`disks.create_disk`)."""
-    from .vm import disks as vmdisks
+    from ..vm import disks as vmdisks
 
     mine = [r for r in vmdisks.registered() if r.path == str(disk.image)]
     vmdisks.REGISTRY.release(mine)
 
 
 def _probe(vm: Any, fn: str, *args: Any) -> dict[str, Any]:
-    """One of :mod:`pytest_vmsnap.probe`'s functions, run inside the VM; an error as data."""
+    """A :mod:`pytest_vmsnap.evidence.probe` function, run inside the VM; an error as data."""
     try:
-        return vm.call(f"pytest_vmsnap.probe:{fn}", *args, timeout=120)
+        return vm.call(f"pytest_vmsnap.evidence.probe:{fn}", *args, timeout=120)
     except VmError as err:
         return {"result": "error", "error": str(err)}
 

@@ -1,6 +1,6 @@
 """Runs the framework cycle inside a stand-in VM, like the extension's daemon runs inside a VM.
 
-Started by :class:`pytest_vmsnap.vm.driver.Agent` as ``python -m pytest_vmsnap.vm.agent``
+Started by :class:`pytest_vmsnap.cycle.driver.Agent` as ``python -m pytest_vmsnap.cycle.agent``
 inside the VM, ahead of its cycle, which begins when the controller sends the cycle's options
 (``{"start": {...}}``). It freezes through the guard
 process (also inside the VM) and asks the controller on the host, over its stdin/stdout, to take
@@ -75,7 +75,7 @@ def make_freezer(opts: dict[str, Any]) -> Freezer:
     """The guard-process freezer for the VM's disks, tuned by the VM's vmbackup.conf."""
     if not opts.get("mounts"):
         return NoOpFreezer()
-    from .freeze import GuardFreezer
+    from ..vm.freeze import GuardFreezer
 
     conf = Path(VMBACKUP_CONF)
     tuning = parse_vmbackup_conf(conf.read_text(errors="replace")) if conf.is_file() else None

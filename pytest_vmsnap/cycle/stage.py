@@ -15,8 +15,8 @@ import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .framework.checks import DEFAULT_EXTENSION_DIR, resolve
-from .framework.config import PLUGIN_CONFIG
+from ..framework.checks import DEFAULT_EXTENSION_DIR, resolve
+from ..framework.config import PLUGIN_CONFIG
 
 
 class StageError(ValueError):

@@ -16,8 +16,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from .errors import VmError
-from .forkserver import end_process
+from ..vm.errors import VmError
+from ..vm.forkserver import end_process
 
 EventHook = Callable[[str, float], None]
 SnapshotFn = Callable[[], dict[str, Any]]
@@ -48,7 +48,7 @@ class Agent:
 
     def __init__(self, vm: VM, python: str = sys.executable) -> None:
         self.proc = vm.popen(
-            [python, "-m", "pytest_vmsnap.vm.agent"],
+            [python, "-m", "pytest_vmsnap.cycle.agent"],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,

@@ -9,7 +9,7 @@ so the harness, the driver and the apps use either without knowing which.
 - Disks: the VM's loop devices (attached by :mod:`.disks`) are passed in with
   ``--device /dev/loopN`` and ``--cap-add SYS_ADMIN`` (``--privileged`` cannot work here: the
   host's bounding set lacks CAP_SYS_RESOURCE). The container's PID 1 is this module run as
-  ``/usr/bin/python3 -m pytest_vmsnap.vm.container init SPEC``: it puts tmpfs on ``/tmp`` and
+  ``/usr/bin/python3 -m pytest_vmsnap.vm.docker.container init SPEC``: it puts tmpfs on ``/tmp`` and
   ``/run``, mounts each disk at its real path (``/var/lib/postgresql``...), prints ``READY`` and
   waits. On SIGTERM (``docker stop``), or when the controller dies (it holds an ``flock`` on a
   lock file bind-mounted into the VM read-only; the init's own ``flock`` on it then returns),
@@ -55,7 +55,11 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
-from . import names
+from .. import names
+from ..base import StandIn
+from ..errors import VmError
+from ..guest.vminit import thaw
+from ..model import Disk
 from .engine import (
     IN_VM_LIB,
     LABEL_TAG,
@@ -65,14 +69,10 @@ from .engine import (
     list_ours,
     package_mount,
 )
-from .errors import VmError
-from .model import Disk
-from .standin import StandIn
-from .vminit import thaw
 
 PYTHON = "/usr/bin/python3"
 """The interpreter inside every vmsnap image (Debian's python3)."""
-INIT_MODULE = "pytest_vmsnap.vm.container"
+INIT_MODULE = "pytest_vmsnap.vm.docker.container"
 CONTROLLER_LOCK = "/.vmsnap/controller.lock"
 """Inside the VM: the lock file the controller holds while it lives."""
 STOP_TIMEOUT_S = 20
@@ -492,7 +492,7 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if len(argv) == 2 and argv[0] == "init":
         return init_main(argv[1])
-    print("usage: python -m pytest_vmsnap.vm.container init SPEC_JSON", file=sys.stderr)
+    print("usage: python -m pytest_vmsnap.vm.docker.container init SPEC_JSON", file=sys.stderr)
     return 2
 
 

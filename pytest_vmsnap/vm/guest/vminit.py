@@ -2,9 +2,9 @@
 
 Run by :mod:`pytest_vmsnap.vm.host` as
 ``unshare --mount --net --pid --fork --mount-proc --propagation private python -m
-pytest_vmsnap.vm.vminit SPEC_JSON``. It brings up a private loopback, puts tmpfs on ``/tmp`` and
-``/run``, overlays ``/etc`` and ``/var/lib`` (writes land in memory, the host's files are never
-touched), mounts the VM's disks at their real paths, prints ``READY`` and waits.
+pytest_vmsnap.vm.guest.vminit SPEC_JSON``. It brings up a private loopback, puts tmpfs on
+``/tmp`` and ``/run``, overlays ``/etc`` and ``/var/lib`` (writes land in memory, the host's
+files are never touched), mounts the VM's disks at their real paths, prints ``READY`` and waits.
 
 It ends when its stdin closes (the controller died or asked it to), or on SIGTERM, SIGINT or
 SIGHUP. Before it exits it thaws every disk mount: the kernel then kills every process of the VM

@@ -1,7 +1,7 @@
 """pytest entry point: ``pytest --vmsnap`` collects the zero-code battery.
 
 Without ``--vmsnap`` the plugin only registers its options, marker and fixtures
-(:mod:`pytest_vmsnap.fixtures`): nothing else is imported or run. Each setting is an ini key
+(:mod:`pytest_vmsnap.plugin.fixtures`): nothing else is imported or run. Each setting is an ini key
 (``vmsnap_config`` ...) and a command-line option (``--vmsnap-config`` ...); the option wins.
 Paths in the ini file are relative to that file.
 
@@ -23,7 +23,7 @@ if TYPE_CHECKING:
     from .battery import Check, Context
 
 # The user fixtures (vmsnap_settings, vmsnap_vm, vmsnap_cycle...); that module is cheap too.
-pytest_plugins = ["pytest_vmsnap.fixtures"]
+pytest_plugins = ["pytest_vmsnap.plugin.fixtures"]
 
 PENDING_RUNS = pytest.StashKey[list[tuple[str, Any]]]()
 """Cycles a test ran that its next report will carry: ``(name, RunResult)``."""
@@ -82,7 +82,7 @@ def read_setting(config: pytest.Config, key: str) -> tuple[Any, Path]:
 
 def settings_from(config: pytest.Config) -> Any:
     """Build :class:`pytest_vmsnap.settings.Settings` from options over ini keys."""
-    from .settings import Settings
+    from ..settings import Settings
 
     values: dict[str, Any] = {}
     for key in OPTIONS:
@@ -224,7 +224,7 @@ class VmsnapReporter:
             self.runs[name] = entry["run"]
             report_dir = self.report_dir()
             if report_dir:
-                from .report import write_json
+                from ..report.text import write_json
 
                 write_json(report_dir, name, entry["run"])
 
@@ -235,14 +235,14 @@ class VmsnapReporter:
     def pytest_sessionfinish(self, session: pytest.Session) -> None:
         report_dir = self.report_dir()
         if self.runs and report_dir and not self.is_worker:
-            from .html_report import write_html
+            from ..report.html import write_html
 
             self.page = write_html(report_dir, self.runs)
 
     def pytest_terminal_summary(self, terminalreporter: Any) -> None:
         if not self.runs:
             return
-        from .report import summary_line
+        from ..report.text import summary_line
 
         tr = terminalreporter
         tr.section("vmsnap summary")

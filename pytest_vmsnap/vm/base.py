@@ -9,8 +9,8 @@ from typing import Any
 
 from .errors import VmError
 from .forkserver import Call, ForkServer
+from .guest.vminit import thaw
 from .model import Disk
-from .vminit import thaw
 
 
 class StandIn:

@@ -16,11 +16,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from . import oracle
-from .framework import codes
-from .harness import RunResult, run
-from .report import explain
-from .settings import Settings
+from ..cycle.run import RunResult, run
+from ..evidence import oracle
+from ..framework import codes
+from ..report.text import explain
+from ..settings import Settings
 
 
 class CheckFailed(Exception):
@@ -59,8 +59,8 @@ class Check:
 
 
 def _lint(ctx: Context) -> None:
-    from .lint import lint
-    from .stage import stage
+    from ..cycle.stage import stage
+    from ..lint import lint
 
     s = ctx.settings
     assert s.config is not None

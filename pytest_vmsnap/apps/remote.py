@@ -1,7 +1,7 @@
 """A client of a stand-in VM's application, used from the host (``vmsnap_vm(...).client()``).
 
 The application's sockets, loopback and paths are the VM's, so the connection lives inside the
-VM, in a helper process ``python -m pytest_vmsnap.vmclient APP TIMEOUT`` that holds one
+VM, in a helper process ``python -m pytest_vmsnap.apps.remote APP TIMEOUT`` that holds one
 :class:`~pytest_vmsnap.apps.base.Client` (as the application user, like the workload's) and
 speaks JSON lines over its stdin/stdout: request ``{"op": "append", "args": [seq, writer]}``,
 answer ``{"ok": value}`` or ``{"error": "one line"}``.
@@ -18,8 +18,8 @@ import sys
 import time
 from typing import Any
 
-from .apps.base import Client, State, VmLike
-from .vm.forkserver import end_process
+from ..vm.forkserver import end_process
+from .base import Client, State, VmLike
 
 EXTRA_WAIT_S = 30.0
 """How much longer than the client's own timeout an answer may take."""
@@ -133,7 +133,7 @@ class RemoteClient(Client):
 
 def main(argv: list[str]) -> int:
     """The helper inside the VM: one connection, one JSON answer per request line."""
-    from .apps import get_app
+    from . import get_app
 
     app, timeout_s = argv[0], float(argv[1])
     client: Client | None = None
