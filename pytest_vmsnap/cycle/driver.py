@@ -9,6 +9,7 @@ systems while they are frozen, and thaws them itself if the agent dies.
 from __future__ import annotations
 
 import json
+import logging
 import subprocess
 import sys
 import time
@@ -16,11 +17,16 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from ..framework import codes
+from ..framework.interfaces import SnapshotResult
 from ..vm.errors import VmError
 from ..vm.forkserver import end_process
+from .protocol import AgentOptions, CycleRecord, encode, snapshot_to_dict
+
+log = logging.getLogger(__name__)
 
 EventHook = Callable[[str, float], None]
-SnapshotFn = Callable[[], dict[str, Any]]
+SnapshotFn = Callable[[], SnapshotResult]
 
 
 class VM(Protocol):
@@ -37,9 +43,12 @@ class VM(Protocol):
 class DrivenCycle:
     """The agent's cycle result plus the controller's view of the phase edges."""
 
-    cycle: dict[str, Any]
+    cycle: CycleRecord
     events: list[tuple[str, float]] = field(default_factory=list)
     agent_stderr: str = ""
+
+
+AGENT_MODULE = "pytest_vmsnap.cycle.agent"
 
 
 class Agent:
@@ -48,7 +57,7 @@ class Agent:
 
     def __init__(self, vm: VM, python: str = sys.executable) -> None:
         self.proc = vm.popen(
-            [python, "-m", "pytest_vmsnap.cycle.agent"],
+            [python, "-m", AGENT_MODULE],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
@@ -63,7 +72,7 @@ def drive_cycle(
     vm: VM,
     *,
     snapshot: SnapshotFn,
-    options: dict[str, Any],
+    options: AgentOptions,
     on_event: EventHook | None = None,
     python: str = sys.executable,
     timeout_s: float = 3900.0,
@@ -71,8 +80,8 @@ def drive_cycle(
 ) -> DrivenCycle:
     """Run one framework cycle inside ``vm`` and return its result.
 
-    ``options`` go to the agent (profile, pacing, freeze mounts and tuning). ``snapshot`` is
-    called while the VM is frozen and must return the SnapshotResult fields as a dict.
+    ``options`` go to the agent (profile, pacing, the mounts to freeze). ``snapshot`` is
+    called while the VM is frozen.
     ``agent`` is one started ahead (:class:`Agent`), or None to start one now.
     """
     agent = agent or Agent(vm, python)
@@ -80,20 +89,20 @@ def drive_cycle(
     assert proc.stdout is not None
     events: list[tuple[str, float]] = []
     deadline = time.monotonic() + timeout_s
-    result: dict[str, Any] | None = None
+    result: CycleRecord | None = None
     try:
-        _reply(proc, {"start": options})
+        _reply(proc, "start", options.to_dict())
         for line in proc.stdout:
             message = json.loads(line)
             if "event" in message:
                 events.append((message["event"], float(message["t"])))
                 if on_event is not None:
                     on_event(message["event"], float(message["t"]))
-                _reply(proc, {"ack": True})
+                _reply(proc, "ack", True)
             elif "snapshot" in message:
-                _reply(proc, {"snapshot_result": _safe_snapshot(snapshot)})
+                _reply(proc, "snapshot_result", snapshot_to_dict(_safe_snapshot(snapshot)))
             elif "result" in message:
-                result = message["result"]
+                result = CycleRecord.from_dict(message["result"])
                 break
             if time.monotonic() > deadline:
                 raise VmError(f"VM {vm.name}: the framework cycle did not end in {timeout_s} s")
@@ -110,14 +119,15 @@ def drive_cycle(
     return DrivenCycle(result, events, stderr)
 
 
-def _reply(agent: subprocess.Popen[Any], message: dict[str, Any]) -> None:
+def _reply(agent: subprocess.Popen[Any], kind: str, body: Any) -> None:
     assert agent.stdin is not None
-    agent.stdin.write((json.dumps(message) + "\n").encode())
+    agent.stdin.write(encode(kind, body))
     agent.stdin.flush()
 
 
-def _safe_snapshot(snapshot: SnapshotFn) -> dict[str, Any]:
+def _safe_snapshot(snapshot: SnapshotFn) -> SnapshotResult:
     try:
         return snapshot()
     except Exception as err:  # the agent must always get an answer, then thaw
-        return {"code": 2, "taken": False, "backend": "?", "message": f"snapshot failed: {err}"}
+        log.warning("snapshot failed: %s", err)
+        return SnapshotResult(codes.ERROR, False, "?", message=f"snapshot failed: {err}")

@@ -16,9 +16,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..cycle.run import RunResult, run
+from ..cycle.result import RunResult
+from ..cycle.run import Hooks, run
 from ..evidence import oracle
 from ..framework import codes
+from ..framework.interfaces import SnapshotResult
 from ..report.text import explain
 from ..settings import Settings
 
@@ -40,7 +42,7 @@ class Context:
         self,
         key: str,
         settings: Settings | None = None,
-        hooks: dict[str, Callable[..., Any]] | None = None,
+        hooks: Hooks | None = None,
     ) -> RunResult:
         """Run (once) and remember the cycle called ``key``."""
         if key not in self.runs:
@@ -130,13 +132,12 @@ def _with_script(ctx: Context, which: str, body: str, **config_changes: Any) -> 
 
 
 def _expect(r: RunResult, status: int, health: int, label: str) -> None:
-    d = r.to_dict()
     problems = []
-    if d["status"] != status or d["health_code"] != health:
+    if r.status != status or r.health_code != health:
         problems.append(
             f"expected status {status} and health code {health} "
             f"({codes.lookup(health).docs_name or codes.lookup(health).name}), got "
-            f"status {d['status']} and health code {d['health_code']}"
+            f"status {r.status} and health code {r.health_code}"
         )
     if r.evidence.liveness_ok is False:
         problems.append("the application was left unable to write after the cycle")
@@ -144,7 +145,10 @@ def _expect(r: RunResult, status: int, health: int, label: str) -> None:
         problems.append(f"harness: {r.error}")
     if problems:
         raise CheckFailed(
-            f"{label}: " + "; ".join(problems) + "\n" + explain(d, "the outcome table's row")
+            f"{label}: "
+            + "; ".join(problems)
+            + "\n"
+            + explain(r.to_dict(), "the outcome table's row")
         )
 
 
@@ -198,20 +202,17 @@ def _fault_snapshot_fails(ctx: Context) -> None:
     r = ctx.cycle(
         "fault-snapshot-fails",
         hooks={
-            "snapshot": lambda: {
-                "code": codes.ERROR,
-                "taken": False,
-                "backend": "injected",
-                "message": "snapshot failure injected after the freeze",
-            }
+            "snapshot": lambda: SnapshotResult(
+                codes.ERROR, False, "injected", message="snapshot failure injected after the freeze"
+            )
         },
     )
     _expect(r, codes.ERROR, codes.ERROR, "snapshot fails after freeze")
-    d = r.to_dict()
-    if not d["freeze"].get("frozen") or d["freeze"].get("thaw_code") not in (0, None):
+    freeze = r.cycle.freeze if r.cycle else {}
+    if not freeze.get("frozen") or freeze.get("thaw_code") not in (0, None):
         raise CheckFailed(
             "snapshot fails after freeze: the file systems were not frozen and "
-            f"thawed cleanly: {d['freeze']}"
+            f"thawed cleanly: {freeze}"
         )
 
 

@@ -34,7 +34,7 @@ import pytest
 
 if TYPE_CHECKING:
     from ..apps.base import App, Client
-    from ..cycle.run import RunResult
+    from ..cycle.result import RunResult
     from ..settings import Settings
 
 ALIASES = {"kind": "vm", "report": "report_dir"}
@@ -173,10 +173,10 @@ def vmsnap_vm(
             )
         if os.geteuid() != 0:
             pytest.skip("vmsnap_vm needs root (loop devices, mounts, namespaces)")
-        from ..cycle import run as harness
+        from ..cycle.testbed import testbed
 
         count += 1
-        si = stack.enter_context(harness.stand_in(settings, f"vm{count}"))
+        si = stack.enter_context(testbed(settings, f"vm{count}"))
         handle = VmHandle(si.vm, si.app, settings, si.tag, si.disks, si.versions)
         stack.callback(handle._close_clients)
         return handle
@@ -206,7 +206,7 @@ def vmsnap_cycle(
     ) -> RunResult:
         __tracebackhide__ = True
         nonlocal count
-        from ..cycle import run as harness
+        from ..cycle import run as cycle_run
         from .hooks import record_run
 
         settings = resolve_settings(vmsnap_settings, request.node, overrides, "vmsnap_cycle()")
@@ -214,7 +214,7 @@ def vmsnap_cycle(
         count += 1
         node = request.node
         name = name or (node.name if count == 1 else f"{node.name}#{count}")
-        result = harness.run(settings, hooks=hooks)
+        result = cycle_run.run(settings, hooks=hooks)
         record_run(node, name, result)
         d = result.to_dict()
         for key in ("verdict", "status", "health_code", "consistency"):

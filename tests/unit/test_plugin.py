@@ -16,7 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from pytest_vmsnap.cycle.run import RunResult
+from pytest_vmsnap.cycle.protocol import CycleRecord
+from pytest_vmsnap.cycle.result import RunResult
 from pytest_vmsnap.evidence import oracle
 from pytest_vmsnap.framework import codes
 from pytest_vmsnap.plugin.battery import battery
@@ -45,7 +46,8 @@ import pytest
 from pytest_vmsnap.plugin import battery
 from pytest_vmsnap.cycle import run as harness
 from pytest_vmsnap.evidence import oracle
-from pytest_vmsnap.cycle.run import RunResult
+from pytest_vmsnap.cycle.protocol import CycleRecord
+from pytest_vmsnap.cycle.result import RunResult
 
 SEEN = []
 
@@ -69,7 +71,7 @@ def canned(settings, hooks=None):
         settings,
         verdict=verdict,
         reasons=["canned: " + verdict],
-        cycle={
+        cycle=CycleRecord.from_dict({
             "status": 0 if good else 1,
             "health_code": 0 if good else 301,
             "consistency": "application" if good else "filesystem",
@@ -77,7 +79,7 @@ def canned(settings, hooks=None):
             "scripts": {"pre": dict(script), "post": dict(script)},
             "freeze": {"enabled": True, "frozen": True, "frozen_s": 0.012, "mounts": []},
             "snapshot": {"backend": "reflink", "taken": True, "duration_s": 0.01},
-        },
+        }),
         evidence=ev,
         tag="vmsnap-c0ffee",
     )
@@ -543,7 +545,7 @@ def test_cycle_assertions_fail_with_the_explanation(
     )
     out = result.stdout.str()
     assert "{'" not in out  # never a wall of dicts
-    assert "harness.py" not in out  # the assert_* frames are hidden
+    assert "result.py" not in out  # the assert_* frames are hidden
 
 
 @pytest.mark.parametrize(
@@ -609,7 +611,7 @@ def _result(verdict: str = oracle.APPLICATION, **evidence: object) -> RunResult:
         Settings(),
         verdict=verdict,
         reasons=[f"because {verdict}"],
-        cycle={"status": 1, "health_code": codes.PRE_TIMEOUT},
+        cycle=CycleRecord(status=1, health_code=codes.PRE_TIMEOUT, message=""),
         evidence=ev,
     )
 

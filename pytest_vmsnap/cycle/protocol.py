@@ -1,0 +1,192 @@
+"""The records that cross the line between the controller and the framework agent in the VM.
+
+Both sides import this module: :mod:`.driver` (the controller, on the host) and :mod:`.agent`
+(inside the VM). Messages are JSON lines; each kind has one record here with ``to_dict`` and
+``from_dict``, so neither side reads string keys of its own:
+
+- controller to agent: :class:`AgentOptions` (``{"start": ...}``, the cycle begins),
+  ``{"ack": true}`` (a phase edge was handled), ``{"snapshot_result": ...}``
+  (a :class:`~pytest_vmsnap.framework.interfaces.SnapshotResult`);
+- agent to controller: ``{"event": name, "t": monotonic}``, ``{"snapshot": true}``,
+  ``{"result": ...}`` (a :class:`CycleRecord`).
+
+:class:`CycleRecord` is also the framework part of the ``vmsnap run`` JSON contract (its
+``status``, ``health_code``, ``scripts``, ``freeze``, ``snapshot``, ``findings``, ``timeline``).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field
+from typing import Any, Literal, TypedDict, cast
+
+from ..framework import codes
+from ..framework.interfaces import SnapshotResult
+from ..framework.runner import not_run
+
+Pacing = Literal["faithful", "prompt"]
+
+
+class ScriptJson(TypedDict, total=False):
+    """``scripts.pre`` / ``scripts.post`` (see ``ScriptResult.to_dict``)."""
+
+    ran: bool
+    argv: list[str] | None
+    exit_code: int | None
+    error_code: int
+    duration_s: float
+    attempts: int
+    retries_logged: int
+    timed_out: bool
+    watchdog: bool
+    output_stalled: bool
+    left_running: list[int]
+    stdout: str
+    stderr: str
+    output_bytes: int
+
+
+class FreezeJson(TypedDict, total=False):
+    """``freeze``: whether the framework froze, for how long, which mounts, its codes."""
+
+    enabled: bool
+    real: bool
+    frozen: bool
+    frozen_s: float
+    mounts: list[Any]
+    code: int | None
+    message: str
+    thaw_code: int | None
+
+
+class SnapshotJson(TypedDict, total=False):
+    """``snapshot``: the backend, whether it was taken, how long it took."""
+
+    backend: str | None
+    real: bool
+    taken: bool
+    duration_s: float
+    message: str
+
+
+class FindingJson(TypedDict):
+    """One entry of ``findings``: a framework code with the recommended action."""
+
+    code: int | None
+    name: str
+    message: str
+    action: str
+
+
+class PhaseJson(TypedDict):
+    """One entry of ``timeline``: seconds from the start of the cycle."""
+
+    phase: str
+    start_s: float
+    end_s: float
+
+
+@dataclass(frozen=True)
+class FreezeOptions:
+    """The disks the agent's freezer freezes: ``(mount point inside the VM, fs type)``."""
+
+    mounts: tuple[tuple[str, str], ...] = ()
+
+
+@dataclass(frozen=True)
+class AgentOptions:
+    """What the controller tells the agent when its cycle starts."""
+
+    profile: str = "extension"
+    pacing: Pacing = "faithful"
+    freeze: FreezeOptions = field(default_factory=FreezeOptions)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> AgentOptions:
+        freeze = data.get("freeze") or {}
+        pacing: Pacing = "prompt" if data.get("pacing") == "prompt" else "faithful"
+        return cls(
+            profile=str(data.get("profile", "extension")),
+            pacing=pacing,
+            freeze=FreezeOptions(
+                mounts=tuple((str(m), str(fs)) for m, fs in freeze.get("mounts", ()))
+            ),
+        )
+
+
+def snapshot_to_dict(result: SnapshotResult) -> dict[str, Any]:
+    """The ``snapshot_result`` message: a snapshot taken by the controller."""
+    return asdict(result)
+
+
+def snapshot_from_dict(data: Mapping[str, Any]) -> SnapshotResult:
+    """Read a ``snapshot_result`` message; a missing answer is a failed snapshot (code 2)."""
+    return SnapshotResult(
+        code=int(data.get("code", 2)),
+        taken=bool(data.get("taken")),
+        backend=str(data.get("backend", "?")),
+        duration_s=float(data.get("duration_s", 0.0)),
+        message=str(data.get("message", "")),
+        detail=dict(data.get("detail", {})),
+    )
+
+
+def encode(kind: str, body: Any) -> bytes:
+    """One message line: ``{kind: body}``."""
+    return (json.dumps({kind: body}) + "\n").encode()
+
+
+@dataclass
+class CycleRecord:
+    """One framework cycle's outcome as it crossed from the agent (or was built without one)."""
+
+    status: int
+    """0 application-consistent, 1 file-system consistent, otherwise the error code."""
+    health_code: int
+    message: str
+    consistency: str = "none"
+    profile: str = "extension"
+    scripts: dict[str, ScriptJson] = field(default_factory=dict)
+    freeze: FreezeJson = field(default_factory=lambda: FreezeJson(enabled=False))
+    snapshot: SnapshotJson = field(default_factory=lambda: SnapshotJson(taken=False))
+    findings: list[FindingJson] = field(default_factory=list)
+    timeline: list[PhaseJson] = field(default_factory=list)
+    precheck: dict[str, Any] | None = None
+
+    def __post_init__(self) -> None:
+        # A script the framework never started keeps every key of one that ran.
+        for which in ("pre", "post"):
+            self.scripts.setdefault(which, cast(ScriptJson, not_run(which)))
+
+    @property
+    def taken(self) -> bool:
+        """The framework reports a snapshot taken."""
+        return bool(self.snapshot.get("taken"))
+
+    def to_dict(self) -> dict[str, Any]:
+        out = asdict(self)
+        if self.precheck is None:
+            del out["precheck"]
+        return out
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> CycleRecord:
+        """Read the agent's ``result`` (``CycleResult.to_dict``); missing parts get defaults
+        (a record without a status is the framework's generic error)."""
+        return cls(
+            status=int(data.get("status", codes.ERROR)),
+            health_code=int(data.get("health_code", codes.ERROR)),
+            message=str(data.get("message", "")),
+            consistency=str(data.get("consistency", "none")),
+            profile=str(data.get("profile", "extension")),
+            scripts=dict(data.get("scripts") or {}),
+            freeze=cast(FreezeJson, dict(data.get("freeze") or {"enabled": False})),
+            snapshot=cast(SnapshotJson, dict(data.get("snapshot") or {"taken": False})),
+            findings=list(data.get("findings") or []),
+            timeline=list(data.get("timeline") or []),
+            precheck=data.get("precheck"),
+        )

@@ -1,0 +1,160 @@
+"""The one stand-in builder: pool, disks, VM, the user's files, the application running.
+
+:func:`testbed` is what a cycle's source VM and the ``vmsnap_vm`` fixture are made with;
+:func:`new_vm` makes a VM of the configured kind on given disks (the restored VM too).
+Everything is released in reverse order on exit, whatever happened.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import logging
+import shutil
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from ..apps import get_app
+from ..apps.base import App
+from ..settings import Settings
+from ..vm import disks as vmdisks
+from ..vm import names, snapshot
+from ..vm.base import StandIn
+from ..vm.model import Disk
+from .stage import stage
+
+log = logging.getLogger(__name__)
+
+IN_VM_MODULES = ("pytest_vmsnap.evidence.workload", "pytest_vmsnap.evidence.probe")
+"""Imported by a source VM's fork server before anything runs."""
+
+
+@dataclass
+class Testbed:
+    """A started stand-in VM with its application provisioned and running."""
+
+    settings: Settings
+    tag: str
+    """The resource tag of everything the testbed is made of (``vmsnap cleanup`` finds it)."""
+    app: App
+    vm: StandIn
+    disks: list[Disk]
+    backend: Any
+    """The snapshot backend (:func:`pytest_vmsnap.vm.snapshot.select_backend`)."""
+    pool: vmdisks.Pool
+    workdir: Path
+    """A directory of the run beside the images (history, snapshots, restored disks)."""
+    versions: dict[str, str] = field(default_factory=dict)
+    timings: dict[str, float] = field(default_factory=dict)
+
+
+@contextlib.contextmanager
+def testbed(
+    settings: Settings,
+    name: str = "source",
+    *,
+    timings: dict[str, float] | None = None,
+) -> Iterator[Testbed]:
+    """Build a stand-in VM as ``settings`` describe and release it on exit, whatever happens.
+
+    A fresh tag, the reflink pool, the snapshot backend, one disk per spec of the app's layout
+    (attached), the VM started on them, the user's config and scripts installed (when a
+    config is given), the application provisioned and running. Needs root. ``timings`` (if
+    given) is filled as the build goes (``vm_build_s``, ``provision_s``).
+    """
+    app = get_app(settings.app)
+    tag = names.new_tag()
+    timings = {} if timings is None else timings
+    with contextlib.ExitStack() as own:
+        t = time.monotonic()
+        pool_fs: Literal["xfs", "btrfs"] = "btrfs" if settings.snapshot == "btrfs" else "xfs"
+        pool = vmdisks.Pool.open(names.vmsnap_home(), tag, fs=pool_fs)
+        # The owner record (made by Pool.open) goes last, once everything of the tag is gone.
+        own.callback(release_registered, names.owner_file(names.vmsnap_home(), tag))
+        own.callback(pool.close)
+        backend = snapshot.select_backend(settings.snapshot, pool.path)
+        workdir = pool.path / f"{tag}-run"
+        workdir.mkdir()
+        own.callback(shutil.rmtree, workdir, True)
+        disk_dir = pool
+        if settings.snapshot == "btrfs":
+            # The btrfs backend snapshots one subvolume holding all of the VM's images.
+            subvol = pool.path / f"{tag}-source"
+            snapshot.create_subvolume(subvol)
+            own.callback(snapshot.delete_subvolume, subvol)
+            disk_dir = dataclasses.replace(pool, path=subvol)
+        source_disks = []
+        for spec in app.layout(settings.disks, settings.fs):
+            disk = vmdisks.create_disk(disk_dir, tag, name, spec)
+            own.callback(release_registered, disk.image)
+            vmdisks.attach(disk)
+            own.callback(vmdisks.detach, disk)
+            source_disks.append(disk)
+        vm = new_vm(settings, own, name, source_disks, tag, workdir)
+        # The fork server imports the workload, the probes and the client library while the
+        # application is provisioned: they start warm later, when their time counts.
+        vm.warm(*IN_VM_MODULES, *app.client_modules)
+        timings["vm_build_s"] = time.monotonic() - t
+        log.info("VM %s of %s built in %.2f s", name, tag, timings["vm_build_s"])
+
+        if settings.config is not None:
+            stage(
+                vm.path("/"),
+                settings.config,
+                settings.pre,
+                settings.post,
+                settings.owner,
+                private=getattr(vm, "private_dirs", None),
+            )
+        t = time.monotonic()
+        app.provision(vm)
+        timings["provision_s"] = time.monotonic() - t
+        log.info("%s provisioned in %.2f s", settings.app, timings["provision_s"])
+        yield Testbed(
+            settings,
+            tag,
+            app,
+            vm,
+            source_disks,
+            backend,
+            pool,
+            workdir,
+            app.versions(vm),
+            timings,
+        )
+
+
+def new_vm(
+    settings: Settings,
+    stack: contextlib.ExitStack,
+    name: str,
+    disks: list[Disk],
+    tag: str,
+    workdir: Path,
+) -> StandIn:
+    """Start a stand-in VM of the kind ``settings.vm`` names (host or container) on ``disks``;
+    ``stack`` stops it (and, for a container, holds the Docker engine)."""
+    vm: StandIn
+    if settings.vm == "container":
+        from ..vm.docker.container import ContainerVM
+        from ..vm.docker.engine import Engine
+
+        stack.enter_context(Engine())  # held for the whole run: both VMs use one engine
+        vm = ContainerVM(name, disks, tag=tag, app=settings.app, shared=[workdir])
+    else:
+        from ..vm.host import HostVM
+
+        vm = HostVM(name, disks, tag=tag)
+    vm.start()  # type: ignore[attr-defined]
+    stack.callback(vm.stop)  # type: ignore[attr-defined]
+    return vm
+
+
+def release_registered(path: Path) -> None:
+    """Release (delete) the file this process registered at ``path``: a disk image or the
+    tag's owner record (cleanup then has nothing to protect)."""
+    mine = [r for r in vmdisks.registered() if r.path == str(path)]
+    vmdisks.REGISTRY.release(mine)
