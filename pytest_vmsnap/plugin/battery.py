@@ -10,7 +10,9 @@ from __future__ import annotations
 import contextlib
 import json
 import shlex
+import shutil
 import tempfile
+import weakref
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -37,6 +39,15 @@ class Context:
     runs: dict[str, RunResult] = field(default_factory=dict)
     used: list[str] = field(default_factory=list)
     """Keys of the cycles the current check ran or looked at."""
+    _faults: Path | None = None
+
+    def fault_dir(self) -> Path:
+        """A fresh directory for one fault's files, removed with the session's context."""
+        if self._faults is None:
+            self._faults = Path(tempfile.mkdtemp(prefix="vmsnap-fault-"))
+            # The battery has no end hook of its own: remove the files with the context.
+            weakref.finalize(self, shutil.rmtree, self._faults, True)
+        return Path(tempfile.mkdtemp(dir=self._faults))
 
     def cycle(
         self,
@@ -119,7 +130,7 @@ def _with_script(ctx: Context, which: str, body: str, **config_changes: Any) -> 
     """Settings whose pre- or post-script is replaced by ``body`` (a fault)."""
     s = ctx.settings
     assert s.config is not None
-    tmp = Path(tempfile.mkdtemp(prefix="vmsnap-fault-"))
+    tmp = ctx.fault_dir()
     script = tmp / f"{which}.sh"
     script.write_text(body)
     script.chmod(0o700)

@@ -7,6 +7,7 @@ scripts, installed with modes 600/700) and runs pytest on it in a subprocess.
 from __future__ import annotations
 
 import json
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -84,8 +85,11 @@ def test_fault_items_follow_the_outcome_table(
     """The battery's fault injections on the bundled example: each gets its outcome-table row
     and leaves the application writable (the failing post-script still runs the user's own
     post-script first, so the lock the pre-script took is released)."""
+    tmp = Path(tempfile.gettempdir())
+    before = set(tmp.glob("vmsnap-fault-*"))
     result = run_pytest(_project(pytester), "--vmsnap", "-k", "fault")
     result.assert_outcomes(passed=5)
+    assert set(tmp.glob("vmsnap-fault-*")) - before == set()  # the faults' files are gone
     result.stdout.fnmatch_lines(
         [
             "fault-pre-hangs: crash-consistent | status 1 health 308 | *",
