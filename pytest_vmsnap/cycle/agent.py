@@ -24,7 +24,7 @@ from ..framework.config import VMBACKUP_CONF, parse_vmbackup_conf
 from ..framework.cycle import run_cycle
 from ..framework.interfaces import Freezer, NoOpFreezer, SnapshotResult
 from ..framework.runner import FAITHFUL, PROMPT
-from .protocol import AgentOptions, FreezeOptions, encode, snapshot_from_dict
+from .protocol import AgentOptions, Event, FreezeOptions, encode, snapshot_from_dict
 
 
 class Channel:
@@ -45,7 +45,7 @@ class Channel:
 
     def event(self, name: str) -> None:
         """Report a phase edge and wait until the controller has done what it does there."""
-        self.out.write((json.dumps({"event": name, "t": time.monotonic()}) + "\n").encode())
+        self.out.write(Event(name, time.monotonic()).encode())
         self.out.flush()
         self.receive()
 

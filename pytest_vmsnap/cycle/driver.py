@@ -21,7 +21,7 @@ from ..framework import codes
 from ..framework.interfaces import SnapshotResult
 from ..vm.errors import VmError
 from ..vm.forkserver import end_process
-from .protocol import AgentOptions, CycleRecord, encode, snapshot_to_dict
+from .protocol import AgentOptions, CycleRecord, Event, encode, snapshot_to_dict
 
 log = logging.getLogger(__name__)
 
@@ -95,9 +95,10 @@ def drive_cycle(
         for line in proc.stdout:
             message = json.loads(line)
             if "event" in message:
-                events.append((message["event"], float(message["t"])))
+                event = Event.from_message(message)
+                events.append((event.name, event.t))
                 if on_event is not None:
-                    on_event(message["event"], float(message["t"]))
+                    on_event(event.name, event.t)
                 _reply(proc, "ack", True)
             elif "snapshot" in message:
                 _reply(proc, "snapshot_result", snapshot_to_dict(_safe_snapshot(snapshot)))

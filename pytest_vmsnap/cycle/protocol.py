@@ -140,6 +140,22 @@ def encode(kind: str, body: Any) -> bytes:
     return (json.dumps({kind: body}) + "\n").encode()
 
 
+@dataclass(frozen=True)
+class Event:
+    """A phase edge the agent reports (``precheck_end``, ``pre_end``, ``frozen``, ...), at
+    ``t`` on the monotonic clock, which the VM shares with the controller."""
+
+    name: str
+    t: float
+
+    def encode(self) -> bytes:
+        return (json.dumps({"event": self.name, "t": self.t}) + "\n").encode()
+
+    @classmethod
+    def from_message(cls, message: Mapping[str, Any]) -> Event:
+        return cls(str(message["event"]), float(message["t"]))
+
+
 @dataclass
 class CycleRecord:
     """One framework cycle's outcome as it crossed from the agent (or was built without one)."""
