@@ -150,7 +150,7 @@ def test_build_lock_one_builder(engine: object, tmp_path: Path) -> None:
     )
     env = {**os.environ, "PYTHONPATH": str(REPO), "VMSNAP_IMAGE_RECIPES": str(recipes)}
     code = (
-        "from pytest_vmsnap.vm import images\n"
+        "from pytest_vmsnap.vm.docker import images\n"
         "b = images.ensure_image('tiny')\n"
         "print(b.built, b.ref)\n"
     )
