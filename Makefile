@@ -4,7 +4,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: all deps setup test unit integration lint demo bench cleanup clean
+.PHONY: all deps setup test unit integration lint typecheck demo bench cleanup clean
 
 all: test
 
@@ -30,6 +30,10 @@ integration: setup
 
 lint: setup
 	@$(PY) -m ruff check . && $(PY) -m ruff format --check .
+
+## Types (mypy) and the one-way import contracts (import-linter), both in pyproject.toml.
+typecheck: setup
+	@$(PY) -m mypy && $(VENV)/bin/lint-imports --no-cache
 
 ## The main job: `pytest --vmsnap` on the bundled SQLite example, with a summary at the end.
 demo: setup

@@ -7,6 +7,9 @@ start=$(date +%s)
 
 $PY -m ruff check . || { echo "ruff check failed"; exit 1; }
 $PY -m ruff format --check . >/dev/null || { $PY -m ruff format --check .; exit 1; }
+# Types, and imports that run one way only (contracts in pyproject.toml).
+$PY -m mypy || { echo "mypy failed"; exit 1; }
+.venv/bin/lint-imports --no-cache >/dev/null || { .venv/bin/lint-imports --no-cache; echo "import contracts broken"; exit 1; }
 
 # Leftovers of an earlier run that crashed (its owner is dead) would hold loop devices.
 .venv/bin/vmsnap cleanup || echo "run-tests: vmsnap cleanup reported a problem (going on)" >&2

@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import math
 import os
+import subprocess
 import time
 from typing import Any, ClassVar
 
@@ -312,8 +313,9 @@ APP = PostgresApp()
 # --- run inside the VM as root (through its fork server) --------------------------------------
 
 
-def _sh(argv: list[str], *, check: bool = True, timeout: float = 120, input: str | None = None):
-    import subprocess
+def _sh(
+    argv: list[str], *, check: bool = True, timeout: float = 120, input: str | None = None
+) -> subprocess.CompletedProcess[str]:
 
     done = subprocess.run(
         argv, capture_output=True, text=True, timeout=timeout, input=input, cwd="/"
@@ -323,11 +325,13 @@ def _sh(argv: list[str], *, check: bool = True, timeout: float = 120, input: str
     return done
 
 
-def _as_pg(*argv: str, **kwargs: Any):
+def _as_pg(*argv: str, **kwargs: Any) -> subprocess.CompletedProcess[str]:
     return _sh(["runuser", "-u", SUPERUSER, "--", *argv], **kwargs)
 
 
-def _psql(sql: str, db: str = DB_NAME, check: bool = True, timeout: float = 120):
+def _psql(
+    sql: str, db: str = DB_NAME, check: bool = True, timeout: float = 120
+) -> subprocess.CompletedProcess[str]:
     return _as_pg(
         f"{BIN}/psql",
         "-X",

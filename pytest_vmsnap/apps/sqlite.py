@@ -129,7 +129,7 @@ def write_lock_holder(db: str, locks: str = "/proc/locks") -> str | None:
     """Which other process holds ``db``'s write lock, from the kernel's lock table; None when
     none does. This process and the workload (whose transactions take the lock for a moment
     each) do not count."""
-    ranges = {}
+    ranges: dict[tuple[int, int, int], tuple[int, int]] = {}
     for suffix, span in _WRITE_LOCKS.items():
         with contextlib.suppress(OSError):
             st = os.stat(db + suffix)
@@ -146,11 +146,11 @@ def write_lock_holder(db: str, locks: str = "/proc/locks") -> str | None:
         try:
             pid = int(f[4])
             major, minor, inode = f[5].split(":")
-            span = ranges.get((int(major, 16), int(minor, 16), int(inode)))
+            held = ranges.get((int(major, 16), int(minor, 16), int(inode)))
             start, end = int(f[6]), (1 << 63) if f[7] == "EOF" else int(f[7])
         except ValueError:
             continue
-        if span is None or end < span[0] or start > span[1] or pid <= 0 or pid == os.getpid():
+        if held is None or end < held[0] or start > held[1] or pid <= 0 or pid == os.getpid():
             continue
         try:
             if Path(f"/proc/{pid}/comm").read_text().strip() == WORKLOAD_PROCESS_NAME:

@@ -11,7 +11,8 @@ Both sides import this module: :mod:`.driver` (the controller, on the host) and 
   ``{"result": ...}`` (a :class:`CycleRecord`).
 
 :class:`CycleRecord` is also the framework part of the ``vmsnap run`` JSON contract (its
-``status``, ``health_code``, ``scripts``, ``freeze``, ``snapshot``, ``findings``, ``timeline``).
+``status``, ``health_code``, ``scripts``, ``freeze``, ``snapshot``, ``findings``, ``timeline``);
+the types of its parts are the framework's own (:mod:`pytest_vmsnap.framework.records`).
 """
 
 from __future__ import annotations
@@ -19,72 +20,20 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
-from typing import Any, Literal, TypedDict, cast
+from typing import Any, Literal, cast
 
 from ..framework import codes
 from ..framework.interfaces import SnapshotResult
+from ..framework.records import (
+    Finding,
+    FreezeRecord,
+    PhaseRecord,
+    ScriptRecord,
+    SnapshotRecord,
+)
 from ..framework.runner import not_run
 
 Pacing = Literal["faithful", "prompt"]
-
-
-class ScriptJson(TypedDict, total=False):
-    """``scripts.pre`` / ``scripts.post`` (see ``ScriptResult.to_dict``)."""
-
-    ran: bool
-    argv: list[str] | None
-    exit_code: int | None
-    error_code: int
-    duration_s: float
-    attempts: int
-    retries_logged: int
-    timed_out: bool
-    watchdog: bool
-    output_stalled: bool
-    left_running: list[int]
-    stdout: str
-    stderr: str
-    output_bytes: int
-
-
-class FreezeJson(TypedDict, total=False):
-    """``freeze``: whether the framework froze, for how long, which mounts, its codes."""
-
-    enabled: bool
-    real: bool
-    frozen: bool
-    frozen_s: float
-    mounts: list[Any]
-    code: int | None
-    message: str
-    thaw_code: int | None
-
-
-class SnapshotJson(TypedDict, total=False):
-    """``snapshot``: the backend, whether it was taken, how long it took."""
-
-    backend: str | None
-    real: bool
-    taken: bool
-    duration_s: float
-    message: str
-
-
-class FindingJson(TypedDict):
-    """One entry of ``findings``: a framework code with the recommended action."""
-
-    code: int | None
-    name: str
-    message: str
-    action: str
-
-
-class PhaseJson(TypedDict):
-    """One entry of ``timeline``: seconds from the start of the cycle."""
-
-    phase: str
-    start_s: float
-    end_s: float
 
 
 @dataclass(frozen=True)
@@ -166,17 +115,17 @@ class CycleRecord:
     message: str
     consistency: str = "none"
     profile: str = "extension"
-    scripts: dict[str, ScriptJson] = field(default_factory=dict)
-    freeze: FreezeJson = field(default_factory=lambda: FreezeJson(enabled=False))
-    snapshot: SnapshotJson = field(default_factory=lambda: SnapshotJson(taken=False))
-    findings: list[FindingJson] = field(default_factory=list)
-    timeline: list[PhaseJson] = field(default_factory=list)
+    scripts: dict[str, ScriptRecord] = field(default_factory=dict)
+    freeze: FreezeRecord = field(default_factory=lambda: FreezeRecord(enabled=False))
+    snapshot: SnapshotRecord = field(default_factory=lambda: SnapshotRecord(taken=False))
+    findings: list[Finding] = field(default_factory=list)
+    timeline: list[PhaseRecord] = field(default_factory=list)
     precheck: dict[str, Any] | None = None
 
     def __post_init__(self) -> None:
         # A script the framework never started keeps every key of one that ran.
         for which in ("pre", "post"):
-            self.scripts.setdefault(which, cast(ScriptJson, not_run(which)))
+            self.scripts.setdefault(which, not_run(which))
 
     @property
     def taken(self) -> bool:
@@ -200,8 +149,8 @@ class CycleRecord:
             consistency=str(data.get("consistency", "none")),
             profile=str(data.get("profile", "extension")),
             scripts=dict(data.get("scripts") or {}),
-            freeze=cast(FreezeJson, dict(data.get("freeze") or {"enabled": False})),
-            snapshot=cast(SnapshotJson, dict(data.get("snapshot") or {"taken": False})),
+            freeze=cast(FreezeRecord, dict(data.get("freeze") or {"enabled": False})),
+            snapshot=cast(SnapshotRecord, dict(data.get("snapshot") or {"taken": False})),
             findings=list(data.get("findings") or []),
             timeline=list(data.get("timeline") or []),
             precheck=data.get("precheck"),

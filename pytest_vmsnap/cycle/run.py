@@ -288,7 +288,7 @@ def _probe_and_stop(c: _Cycle) -> None:
     ]
     # Ending the source VM flushes its disks on unmount (a second for a database that
     # wrote much): let that run beside the restore, which uses other images.
-    stopper = threading.Thread(target=vm.stop, name="vmsnap-source-stop", daemon=True)  # type: ignore[attr-defined]
+    stopper = threading.Thread(target=vm.stop, name="vmsnap-source-stop", daemon=True)
     stopper.start()
     c.stack.callback(stopper.join)
     result.timings["source_stop_s"] = time.monotonic() - t

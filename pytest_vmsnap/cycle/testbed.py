@@ -148,8 +148,8 @@ def new_vm(
         from ..vm.host import HostVM
 
         vm = HostVM(name, disks, tag=tag)
-    vm.start()  # type: ignore[attr-defined]
-    stack.callback(vm.stop)  # type: ignore[attr-defined]
+    vm.start()
+    stack.callback(vm.stop)
     return vm
 
 

@@ -118,13 +118,13 @@ def check_restore(
     present = set(state["seqs"])
     acked = [a for a in history if a.op == "append" and a.error is None and a.seq is not None]
     if pre_end_t is not None:
-        before = [a.seq for a in acked if a.t1 <= pre_end_t]
+        before = [a.seq for a in acked if a.seq is not None and a.t1 <= pre_end_t]
         evidence.acked_before_pre = len(before)
         evidence.acked_missing = sorted(s for s in before if s not in present)
     if thawed_t is not None:
         # Started after the thaw: such a write cannot be in a snapshot taken before it.
         evidence.writes_after_thaw_present = sorted(
-            a.seq for a in acked if a.t0 > thawed_t and a.seq in present
+            a.seq for a in acked if a.seq is not None and a.t0 > thawed_t and a.seq in present
         )
     evidence.bank_total = state.get("bank_total")
     evidence.invariants_ok = (

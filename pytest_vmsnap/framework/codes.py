@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from .records import Finding
+
 
 @dataclass(frozen=True)
 class Code:
@@ -21,7 +23,7 @@ class Code:
     action: str
     reported: bool = True  # False: the extension only logs it, the backup silently goes on
 
-    def as_finding(self, detail: str = "") -> dict[str, object]:
+    def as_finding(self, detail: str = "") -> Finding:
         """The ``{code, name, message, action}`` record used in JSON results and reports."""
         message = f"{self.message} {detail}".strip()
         return {

@@ -25,6 +25,7 @@ from .interfaces import (
     ThawResult,
 )
 from .profiles import EXTENSION, Profile
+from .records import CycleRecordJson, Finding, PhaseRecord
 from .runner import (
     FAITHFUL,
     Clock,
@@ -48,7 +49,7 @@ class Phase:
     start_s: float
     end_s: float
 
-    def to_dict(self) -> dict[str, object]:
+    def to_dict(self) -> PhaseRecord:
         return {
             "phase": self.phase,
             "start_s": round(self.start_s, 4),
@@ -84,7 +85,7 @@ class CycleResult:
     froze: bool = False
     frozen_s: float = 0.0
     timeline: list[Phase] = field(default_factory=list)
-    findings: list[dict[str, object]] = field(default_factory=list)
+    findings: list[Finding] = field(default_factory=list)
     real_freeze: bool = True
     real_snapshot: bool = True
 
@@ -105,7 +106,7 @@ class CycleResult:
             return "application"
         return "filesystem" if self.froze else "crash"
 
-    def to_dict(self) -> dict[str, object]:
+    def to_dict(self) -> CycleRecordJson:
         """The framework part of the ``vmsnap run`` JSON contract."""
         return {
             "status": self.status,
@@ -414,7 +415,7 @@ def _reported(code: int, profile: Profile) -> bool:
     return profile.report_config_errors and code != codes.CONFIG_NOT_FOUND
 
 
-def _and_raises(script: ScriptResult, continue_on_failure: Any) -> dict[str, object] | None:
+def _and_raises(script: ScriptResult, continue_on_failure: Any) -> Finding | None:
     """``True & continueBackupOnFailure`` in the plugin host raises for non-bool, non-int values.
 
     The daemon then fails the whole run with error 2 and never runs what comes after. When the
@@ -436,7 +437,7 @@ def _and_raises(script: ScriptResult, continue_on_failure: Any) -> dict[str, obj
     }
 
 
-def _script_finding(script: ScriptResult) -> dict[str, object]:
+def _script_finding(script: ScriptResult) -> Finding:
     detail = ""
     if script.exit_code is not None and not script.timed_out:
         detail = f"(exit code {script.exit_code})"
@@ -449,7 +450,7 @@ def _script_finding(script: ScriptResult) -> dict[str, object]:
     return codes.lookup(script.error_code).as_finding(detail.strip())
 
 
-def _workload_finding(pc: Precheck) -> dict[str, object]:
+def _workload_finding(pc: Precheck) -> Finding:
     name = pc.workload.workload_name if pc.workload else ""
     return {
         "code": 0,

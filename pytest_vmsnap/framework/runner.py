@@ -24,6 +24,7 @@ from typing import IO, Any, Protocol
 from . import codes
 from .config import host_watchdog_s
 from .profiles import EXTENSION, Profile
+from .records import ScriptRecord
 
 OUTPUT_KEEP = 64 * 1024  # bytes of head and of tail kept per stream for the report
 DRAIN_LIMIT_S = 1.0  # after a script ended, how long we keep reading what its children write
@@ -148,7 +149,7 @@ class ScriptResult:
     def failed(self) -> bool:
         return self.error_code != 0
 
-    def to_dict(self) -> dict[str, object]:
+    def to_dict(self) -> ScriptRecord:
         """The ``scripts.pre`` / ``scripts.post`` record of the ``vmsnap run`` JSON."""
         return {
             "ran": self.ran,
@@ -168,7 +169,7 @@ class ScriptResult:
         }
 
 
-def not_run(which: str) -> dict[str, object]:
+def not_run(which: str) -> ScriptRecord:
     """The record of a script the framework never started (same keys as one that ran)."""
     return ScriptResult(which, None).to_dict()
 

@@ -100,7 +100,7 @@ def _lint_scripts(out: Collector, root: Path, raw: dict[str, Any]) -> None:
         location = raw.get(f"{which}ScriptLocation")
         if isinstance(location, str) and location and "\0" not in location:
             roles.setdefault(location, []).append(which)
-    for location, which in roles.items():
+    for location, whiches in roles.items():
         path = resolve(root, location)
         try:
             if not path.is_file():
@@ -124,8 +124,8 @@ def _lint_scripts(out: Collector, root: Path, raw: dict[str, Any]) -> None:
         warn_checkbashisms(out, location, path, shell, checkbashisms)
         warn_exit_2(out, location, shell)
         warn_output_stall(out, location, shell)
-        warn_background(out, location, "/".join(which), shell)
-        warn_database_heuristics(out, location, shell, is_pre="pre" in which)
+        warn_background(out, location, "/".join(whiches), shell)
+        warn_database_heuristics(out, location, shell, is_pre="pre" in whiches)
 
 
 def _read_head(path: Path) -> bytes:

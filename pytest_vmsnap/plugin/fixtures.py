@@ -26,7 +26,7 @@ import contextlib
 import dataclasses
 import json
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -63,7 +63,7 @@ def resolve_settings(
     return base.with_(**changes)
 
 
-def _normalise(values: dict[str, Any], where: str, rootdir: Path) -> dict[str, Any]:
+def _normalise(values: Mapping[str, Any], where: str, rootdir: Path) -> dict[str, Any]:
     from ..settings import Settings
 
     known = {f.name for f in dataclasses.fields(Settings)} - {"extra"}

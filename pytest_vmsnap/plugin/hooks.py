@@ -20,6 +20,8 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 if TYPE_CHECKING:
+    from _pytest._code.code import TerminalRepr
+
     from .battery import Check, Context
 
 # The user fixtures (vmsnap_settings, vmsnap_vm, vmsnap_cycle...); that module is cheap too.
@@ -131,7 +133,9 @@ class VmsnapItem(pytest.Item):
                 for field in ("verdict", "status", "health_code", "consistency"):
                     self.user_properties.append((f"vmsnap.{key}.{field}", d[field]))
 
-    def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None) -> str:
+    def repr_failure(
+        self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None
+    ) -> str | TerminalRepr:
         from .battery import CheckFailed
 
         if isinstance(excinfo.value, CheckFailed):

@@ -62,7 +62,16 @@ class StandIn:
             raise VmError(f"VM {self.name}: {' '.join(argv)}: {msg}")
         return done
 
+    def start(self, timeout_s: float = 20.0) -> StandIn:
+        """Start the VM (its init, its mounts) and return it once it is ready."""
+        raise NotImplementedError
+
+    def stop(self, timeout_s: float | None = None) -> None:
+        """End the VM and everything in it (thawing first); idempotent."""
+        raise NotImplementedError
+
     def popen(self, argv: Sequence[str], **kwargs: Any) -> subprocess.Popen[Any]:
+        """Start a command inside the VM without waiting for it."""
         raise NotImplementedError
 
     def warm(self, *modules: str) -> None:
@@ -71,7 +80,7 @@ class StandIn:
         if self._forkserver is None:
             if self.pid is None:
                 raise VmError(f"VM {self.name} is not running")
-            self._forkserver = ForkServer(self, modules)  # type: ignore[arg-type]
+            self._forkserver = ForkServer(self, modules)
 
     def submit(self, fn: str, *args: Any) -> Call:
         """Start ``module:function(*args)`` in a new process inside the VM (forked from the

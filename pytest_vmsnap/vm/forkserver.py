@@ -254,7 +254,7 @@ def serve(inp: int = 0, out: int = 1) -> None:
         _write_all(out, (json.dumps(message) + "\n").encode())
 
     def start(request: dict[str, Any]) -> None:
-        call_id = request.get("id")
+        call_id = int(request["id"])
         if request.get("kill"):
             pid = children.get(call_id)
             if pid is not None:

@@ -132,7 +132,7 @@ class HostVM(StandIn):
         kwargs.setdefault("env", _child_env())
         return subprocess.Popen(self._nsenter(argv), **kwargs)
 
-    def stop(self, timeout_s: float = 15.0) -> None:
+    def stop(self, timeout_s: float | None = None) -> None:
         """Thaw, then end PID 1 (the kernel ends every process of the VM and its mounts)."""
         if self._proc is None:
             return
@@ -145,7 +145,7 @@ class HostVM(StandIn):
             if self.pid is not None:
                 with contextlib.suppress(ProcessLookupError):
                     os.kill(self.pid, signal.SIGTERM)
-        self._reap(timeout_s)
+        self._reap(15.0 if timeout_s is None else timeout_s)
 
     def _reap(self, timeout_s: float = 15.0) -> None:
         assert self._proc is not None

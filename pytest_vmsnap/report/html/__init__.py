@@ -620,14 +620,16 @@ def _timeline_svg(
     for name in extra_phases:
         if name not in rows:
             rows.append(name)
-    row_y = {name: top + i * (_ROW + _ROW_GAP) for i, name in enumerate(rows)}
+    row_y: dict[str, float] = {name: top + i * (_ROW + _ROW_GAP) for i, name in enumerate(rows)}
     probe_top = top + len(rows) * (_ROW + _ROW_GAP) + 6
     probe_kinds = ["quiesce", "liveness"]
     for p in probes:
         k = str(p.get("probe", "probe"))
         if k not in probe_kinds:
             probe_kinds.append(k)
-    probe_y = {k: probe_top + i * (_ROW + _ROW_GAP) for i, k in enumerate(probe_kinds)}
+    probe_y: dict[str, float] = {
+        k: probe_top + i * (_ROW + _ROW_GAP) for i, k in enumerate(probe_kinds)
+    }
     lat_top = probe_top + len(probe_kinds) * (_ROW + _ROW_GAP) + 30
     lat_bottom = lat_top + _LAT_H
     axis_y = lat_bottom + 8

@@ -171,6 +171,7 @@ class ContainerVM(StandIn):
     def _create(self, client: Any) -> None:
         from testcontainers.core.container import DockerContainer
 
+        assert self.image is not None  # start() chose it
         tc = DockerContainer(self.image)
         tc.with_name(self.container_name)
         tc.with_command([PYTHON, "-m", INIT_MODULE, "init", json.dumps(self._spec())])

@@ -245,7 +245,7 @@ class Engine:
 
     def live_users(self) -> list[str]:
         """User records of processes that still run (dead ones are deleted on the way)."""
-        live = []
+        live: list[str] = []
         if not self.users_dir.is_dir():
             return live
         for entry in self.users_dir.iterdir():
@@ -469,7 +469,7 @@ def list_ours(tag_prefix: str = names.TAG_PREFIX, client: Any = None) -> list[di
 
 
 def _children(pid: int) -> list[int]:
-    found = []
+    found: list[int] = []
     for task in Path(f"/proc/{pid}/task").glob("*/children"):
         with contextlib.suppress(OSError, ValueError):
             found.extend(int(c) for c in task.read_text().split())
