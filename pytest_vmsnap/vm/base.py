@@ -9,7 +9,7 @@ from typing import Any
 
 from .errors import VmError
 from .forkserver import Call, ForkServer
-from .guest.vminit import thaw
+from .linux import thaw
 from .model import Disk
 
 

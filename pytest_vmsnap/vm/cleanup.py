@@ -18,8 +18,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from . import disks, names
-from .disks import LoopDevice, MountEntry
+from .disks import LoopDevice
 from .errors import VmError
+from .linux import MountEntry, read_mounts
 
 
 @dataclass
@@ -74,7 +75,7 @@ def find_leftovers(
             loops[loop] = t
     mounts: dict[MountEntry, str] = {}
     # Shallow first, so a mount under a tagged mount inherits its tag (it blocks the umount).
-    for m in sorted(disks.read_mounts(), key=lambda m: _depth(m.target)):
+    for m in sorted(read_mounts(), key=lambda m: _depth(m.target)):
         t = tag(m.source) or tag(m.target)
         t = t or next((lt for lo, lt in loops.items() if _on_loop(m, lo)), None)
         t = t or next((mt for p, mt in mounts.items() if _under(m.target, p.target)), None)
@@ -155,7 +156,7 @@ def _attempt(report: Report, fn: Callable[..., list[str]], *args: str) -> None:
 
 def _remove_files(report: Report, files: list[Path]) -> None:
     loops = disks.list_loops()
-    mounts = disks.read_mounts()
+    mounts = read_mounts()
     for path in files:
         p = str(path)
         busy = [lo.name for lo in loops if lo.back_file == p or _under(lo.back_file, p)]

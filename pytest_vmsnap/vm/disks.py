@@ -14,11 +14,8 @@ from __future__ import annotations
 
 import contextlib
 import errno
-import fcntl
 import json
 import os
-import re
-import subprocess
 import tempfile
 import threading
 import time
@@ -27,13 +24,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
-from . import names
+from . import linux, names
 from .errors import VmError
+from .linux import CommandError, MountEntry, fs_type, read_mounts, run
 from .model import Disk, DiskSpec
-
-FIFREEZE = 0xC0045877
-FITHAW = 0xC0045878
-FICLONE = 0x40049409
 
 MKFS: dict[str, list[str]] = {
     "ext4": ["mkfs.ext4", "-q", "-F"],
@@ -48,57 +42,16 @@ PoolFs = Literal["xfs", "btrfs"]
 Kind = Literal["image", "file", "dir", "loop", "mount"]
 
 
-class CommandError(VmError):
-    """A command failed: carries its argv, exit code and stderr."""
-
-    def __init__(self, argv: Sequence[str], stderr: str, returncode: int | None) -> None:
-        self.argv = list(argv)
-        self.stderr = stderr
-        self.returncode = returncode
-        detail = stderr.strip() or f"exit code {returncode}"
-        super().__init__(f"{' '.join(self.argv)}: {detail}")
-
-
-def run(argv: Sequence[str], timeout: float = 120) -> str:
-    """Run a command (argument list, no shell); its stdout, or :class:`CommandError`."""
-    try:
-        done = subprocess.run(
-            list(argv), capture_output=True, text=True, errors="replace", timeout=timeout
-        )
-    except FileNotFoundError as err:
-        raise CommandError(argv, f"{argv[0]} is not installed", None) from err
-    except subprocess.TimeoutExpired as err:
-        raise CommandError(argv, f"did not finish in {timeout} s", None) from err
-    if done.returncode:
-        raise CommandError(argv, done.stderr, done.returncode)
-    return done.stdout
-
-
 # --- freeze state -------------------------------------------------------------------------------
 
 
 def thaw_if_frozen(path: str | os.PathLike[str]) -> bool:
-    """Thaw the file system holding ``path`` if it is frozen; True if it was.
-
-    Linux has no way to ask whether a file system is frozen without side effects (FIFREEZE would
-    freeze it). FITHAW is the honest probe: it thaws a frozen file system and fails with EINVAL
-    on one that is not, so "was it frozen?" and "thaw it" are one and the same call.
-    """
+    """Thaw the file system holding ``path`` if it is frozen; True if it was
+    (:func:`.linux.thaw`); VmError when it cannot be told."""
     try:
-        fd = os.open(path, os.O_RDONLY)
-    except FileNotFoundError:
-        return False
+        return linux.thaw(path, strict=True)
     except OSError as err:
-        raise VmError(f"cannot open {path} to thaw it: {err.strerror}") from err
-    try:
-        fcntl.ioctl(fd, FITHAW, 0)
-        return True
-    except OSError as err:
-        if err.errno in (errno.EINVAL, errno.EOPNOTSUPP, errno.ENOTTY):
-            return False  # not frozen, or a file system that cannot be frozen at all
-        raise VmError(f"FITHAW {path}: {err.strerror}") from err
-    finally:
-        os.close(fd)
+        raise VmError(f"FITHAW {path}: {err.strerror or err}") from err
 
 
 def thaw_fully(path: str | os.PathLike[str]) -> bool:
@@ -115,16 +68,6 @@ def thaw_fully(path: str | os.PathLike[str]) -> bool:
 
 
 @dataclass(frozen=True)
-class MountEntry:
-    """One line of /proc/self/mountinfo."""
-
-    target: str
-    source: str
-    fstype: str
-    majmin: str
-
-
-@dataclass(frozen=True)
 class LoopDevice:
     """One bound loop device, as ``losetup --json --list`` reports it."""
 
@@ -132,30 +75,6 @@ class LoopDevice:
     back_file: str
     autoclear: bool
     majmin: str
-
-
-def _unescape(field_: str) -> str:
-    # mountinfo escapes space, tab, newline and backslash as \ooo.
-    return re.sub(r"\\([0-7]{3})", lambda m: chr(int(m[1], 8)), field_)
-
-
-def parse_mountinfo(text: str) -> list[MountEntry]:
-    """Parse the text of a ``/proc/<pid>/mountinfo`` file."""
-    out = []
-    for line in text.splitlines():
-        left, sep, right = line.partition(" - ")
-        if not sep:
-            continue
-        lf, rf = left.split(), right.split()
-        if len(lf) < 5 or len(rf) < 2:
-            continue
-        out.append(MountEntry(_unescape(lf[4]), _unescape(rf[1]), rf[0], lf[2]))
-    return out
-
-
-def read_mounts() -> list[MountEntry]:
-    """The mounts of this process's mount namespace."""
-    return parse_mountinfo(Path("/proc/self/mountinfo").read_text())
 
 
 def parse_losetup_json(text: str) -> list[LoopDevice]:
@@ -212,17 +131,6 @@ def is_held(dev: str) -> bool:
     return False
 
 
-def fs_type(path: str | os.PathLike[str]) -> str:
-    """The type of the file system holding ``path`` (``ext4``, ``xfs``, ``btrfs``...), from the
-    innermost mount above it (``stat -f`` cannot tell ext4 from ext2)."""
-    p = os.path.realpath(path)
-    best = max(
-        (m for m in read_mounts() if p == m.target or p.startswith(m.target.rstrip("/") + "/")),
-        key=lambda m: len(m.target),
-    )
-    return best.fstype
-
-
 def can_reflink(directory: str | os.PathLike[str]) -> bool:
     """Does ``directory`` support reflink copies? Tried for real: FICLONE on two temp files."""
     src_fd, src = tempfile.mkstemp(prefix=".vmsnap-reflink-", dir=directory)
@@ -230,7 +138,7 @@ def can_reflink(directory: str | os.PathLike[str]) -> bool:
     try:
         os.write(src_fd, b"\0" * 4096)
         os.fsync(src_fd)
-        fcntl.ioctl(dst_fd, FICLONE, src_fd)
+        linux.reflink(src_fd, dst_fd)
         return True
     except OSError:
         return False
@@ -531,7 +439,7 @@ def clone_image(src: Disk, dst: str | os.PathLike[str], spec: DiskSpec | None = 
     try:
         d, res = _new_file(dst_path)
         try:
-            fcntl.ioctl(d, FICLONE, s)
+            linux.reflink(s, d)
         except OSError as err:
             failed: OSError | None = err
         else:

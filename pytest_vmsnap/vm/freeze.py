@@ -14,11 +14,8 @@ could not open a mount; a thaw that finds the guard already gone (it self-thawed
 from __future__ import annotations
 
 import contextlib
-import errno
-import fcntl
 import json
 import os
-import re
 import signal
 import subprocess
 import sys
@@ -29,8 +26,8 @@ from pathlib import Path
 from typing import IO
 
 from ..framework.interfaces import FreezeResult, ThawResult
+from .linux import parse_mountinfo, thaw
 
-FITHAW = 0xC0045878
 GUARD_MODULE = "pytest_vmsnap.vm.guest.freeze_guard"
 ELIGIBLE_FS = frozenset({"ext3", "ext4", "xfs", "btrfs"})
 THAW_WAIT_S = 30.0  # the extension waits this long for the helper to exit after SIGUSR1
@@ -68,9 +65,6 @@ def select_mounts(mounts: Iterable[Mount], skip: Iterable[str] = ()) -> list[str
     return order
 
 
-_ESCAPE = re.compile(r"\\([0-7]{3})")
-
-
 def mount_candidates_from_mountinfo(
     paths: Iterable[str] | None = None, mountinfo: str | Path = "/proc/self/mountinfo"
 ) -> list[Mount]:
@@ -81,35 +75,8 @@ def mount_candidates_from_mountinfo(
     several times appears each time (:func:`select_mounts` keeps the topmost).
     """
     wanted = None if paths is None else {_norm(p) for p in paths}
-    text = Path(mountinfo).read_text(errors="surrogateescape")
-    found: list[Mount] = []
-    for line in text.splitlines():
-        fields = line.split(" ")
-        try:
-            fstype = fields[fields.index("-", 6) + 1]
-        except (ValueError, IndexError):
-            continue  # not a mountinfo line
-        mountpoint = _ESCAPE.sub(lambda m: chr(int(m.group(1), 8)), fields[4])
-        if wanted is None or mountpoint in wanted:
-            found.append((mountpoint, fstype))
-    return found
-
-
-def fithaw(path: str) -> bool:
-    """FITHAW ``path`` directly; True if it was frozen (EINVAL: it was not)."""
-    try:
-        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
-    except OSError:
-        return False
-    try:
-        fcntl.ioctl(fd, FITHAW, 0)
-        return True
-    except OSError as err:
-        if err.errno != errno.EINVAL:
-            print(f"vmsnap: FITHAW {path}: {err.strerror}", file=sys.stderr)
-        return False
-    finally:
-        os.close(fd)
+    entries = parse_mountinfo(Path(mountinfo).read_text(errors="surrogateescape"))
+    return [(m.target, m.fstype) for m in entries if wanted is None or m.target in wanted]
 
 
 def _guard_env() -> dict[str, str]:
@@ -397,7 +364,7 @@ class GuardFreezer:
                 targets = list(reversed(self.mounts))  # it may hold any of them
             else:
                 targets = [m for m in reversed(self.mounts) if m in self.thaw_failed]
-        forced = [m for m in targets if fithaw(m)]
+        forced = [m for m in targets if thaw(m)]
         self.forced += [m for m in forced if m not in self.forced]
         note = f"forced FITHAW on {', '.join(forced)}" if forced else "nothing left frozen"
         if not alive:

@@ -24,6 +24,7 @@ from typing import Any
 
 from .base import StandIn
 from .errors import VmError
+from .linux import parse_mountinfo
 from .model import Disk
 
 
@@ -191,7 +192,7 @@ def default_overlays(mountinfo: str = "/proc/self/mountinfo") -> list[str]:
     """The directories a VM overlays: always ``/etc`` and ``/var/lib``; the others when they
     exist and hold no mount of this host (an overlay would hide it)."""
     try:
-        targets = [line.split()[4] for line in Path(mountinfo).read_text().splitlines()]
+        targets = [m.target for m in parse_mountinfo(Path(mountinfo).read_text())]
     except OSError:
         targets = []
     keep = list(ALWAYS_PRIVATE)

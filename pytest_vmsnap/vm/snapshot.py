@@ -27,11 +27,8 @@ from __future__ import annotations
 
 import contextlib
 import errno
-import fcntl
 import os
-import re
 import shutil
-import subprocess
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -41,9 +38,9 @@ from typing import ClassVar
 from ..framework import codes
 from ..framework.interfaces import SnapshotResult
 from .errors import VmError
+from .linux import fs_type, read_mounts, reflink, run
 from .model import Disk, DiskSpec
 
-FICLONE = 0x40049409
 """``_IOW(0x94, 9, int)``: clone all of ``src_fd`` into ``dst_fd`` (shared extents)."""
 BTRFS_SUPER_MAGIC = "btrfs"
 BTRFS_SUBVOLUME_INO = 256
@@ -127,25 +124,6 @@ class Snapshot:
 # --------------------------------------------------------------------------- helpers
 
 
-def _run(argv: Sequence[str], timeout: float = 120.0) -> str:
-    """Run ``argv``; its stdout, or VmError naming the command and what it printed."""
-    try:
-        done = subprocess.run(list(argv), capture_output=True, text=True, timeout=timeout)
-    except FileNotFoundError as err:
-        raise VmError(f"{argv[0]} is not installed") from err
-    except subprocess.TimeoutExpired as err:
-        raise VmError(f"{' '.join(argv)} did not finish in {timeout} s") from err
-    if done.returncode:
-        msg = done.stderr.strip() or done.stdout.strip() or f"exit {done.returncode}"
-        raise VmError(f"{' '.join(argv)}: {msg}")
-    return done.stdout
-
-
-def fs_type(path: Path) -> str:
-    """The type of the file system holding ``path`` (``xfs``, ``btrfs``, ``ext2/ext3``...)."""
-    return _run(["stat", "--file-system", "--format=%T", str(path)]).strip()
-
-
 def reflink_file(src: Path, dst: Path) -> None:
     """Clone ``src`` into the new file ``dst`` with FICLONE (shared extents, no data copied).
 
@@ -156,7 +134,7 @@ def reflink_file(src: Path, dst: Path) -> None:
     try:
         dst_fd = os.open(dst, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         try:
-            fcntl.ioctl(dst_fd, FICLONE, src_fd)
+            reflink(src_fd, dst_fd)
         except OSError:
             os.close(dst_fd)
             dst_fd = -1
@@ -174,7 +152,7 @@ def sparse_copy(src: Path, dst: Path) -> None:
     if dst.exists():
         raise VmError(f"{dst} already exists")
     try:
-        _run(["cp", "--sparse=always", "--reflink=never", str(src), str(dst)], timeout=3600)
+        run(["cp", "--sparse=always", "--reflink=never", str(src), str(dst)], timeout=3600)
     except VmError:
         dst.unlink(missing_ok=True)
         raise
@@ -340,7 +318,7 @@ class BtrfsBackend(SnapshotBackend):
         if dest_dir.exists():
             raise VmError(f"snapshot subvolume {dest_dir} already exists")
         start = time.monotonic()
-        _run(["btrfs", "subvolume", "snapshot", "-r", str(subvol), str(dest_dir)])
+        run(["btrfs", "subvolume", "snapshot", "-r", str(subvol), str(dest_dir)])
         end = time.monotonic()
         taken = [
             SnapshotDisk(d.spec, d.image, dest_dir / d.image.relative_to(subvol), start, end)
@@ -511,20 +489,14 @@ def _is_mountpoint(path: Path) -> bool:
     any subvolume a mount point.
     """
     target = str(path.resolve())
-    with open("/proc/self/mountinfo") as table:
-        for line in table:
-            # Field 5 is the mount point, with space, tab, newline and backslash octal-escaped.
-            point = re.sub(r"\\([0-7]{3})", lambda m: chr(int(m[1], 8)), line.split()[4])
-            if point == target:
-                return True
-    return False
+    return any(m.target == target for m in read_mounts())
 
 
 def create_subvolume(path: Path) -> Path:
     """Create the btrfs subvolume ``path`` (for one VM's disk images) and return it."""
     if path.exists():
         raise VmError(f"{path} already exists")
-    _run(["btrfs", "subvolume", "create", str(path)])
+    run(["btrfs", "subvolume", "create", str(path)])
     return path
 
 
@@ -532,7 +504,7 @@ def delete_subvolume(path: Path) -> None:
     """Delete the btrfs subvolume ``path`` (read-only snapshots included)."""
     if not is_subvolume(path):
         raise VmError(f"{path} is not a btrfs subvolume")
-    _run(["btrfs", "subvolume", "delete", str(path)])
+    run(["btrfs", "subvolume", "delete", str(path)])
 
 
 # --------------------------------------------------------------------------- restore / delete
@@ -551,7 +523,7 @@ def restore(snapshot: Snapshot, dest_dir: Path) -> list[Disk]:
     if dest_dir.exists():
         raise VmError(f"restore directory {dest_dir} already exists")
     if snapshot.subvolume:
-        _run(["btrfs", "subvolume", "snapshot", str(snapshot.dest_dir), str(dest_dir)])
+        run(["btrfs", "subvolume", "snapshot", str(snapshot.dest_dir), str(dest_dir)])
         return [
             Disk(
                 d.spec,

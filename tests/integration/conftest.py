@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 
 from pytest_vmsnap.vm import names
-from pytest_vmsnap.vm.guest.vminit import thaw
 from pytest_vmsnap.vm.host import HostVM
+from pytest_vmsnap.vm.linux import thaw
 from pytest_vmsnap.vm.model import Disk, DiskSpec
 
 MKFS = {

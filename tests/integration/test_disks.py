@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from pytest_vmsnap.vm import cleanup, disks, names
+from pytest_vmsnap.vm import cleanup, disks, linux, names
 from pytest_vmsnap.vm.errors import VmError
 from pytest_vmsnap.vm.model import DiskSpec
 
@@ -94,7 +94,7 @@ def test_pool_on_ext4_host_is_an_xfs_image_that_reflinks(session: Session) -> No
     assert pool.loopdev and disks.backing_file(pool.loopdev) == str(pool.image)
     st = pool.image.stat()
     assert st.st_blocks * 512 < st.st_size / 20  # sparse: only the zeroed xfs log is written
-    assert disks.fs_type(pool.path) == "xfs"
+    assert linux.fs_type(pool.path) == "xfs"
     assert disks.can_reflink(pool.path)
     assert tagged_state(session.tag)
     pool.close()
@@ -115,7 +115,7 @@ def test_a_home_that_reflinks_is_used_as_it_is(session: Session, pool: disks.Poo
 def test_btrfs_pool(session: Session) -> None:
     need_mkfs("btrfs")
     pool = disks.Pool.open(session.home, session.tag, fs="btrfs", size_gb=4)
-    assert disks.fs_type(pool.path) == "btrfs"
+    assert linux.fs_type(pool.path) == "btrfs"
     assert disks.can_reflink(pool.path)
     pool.close()
     assert not tagged_state(session.tag)
@@ -129,7 +129,7 @@ def test_disk_lifecycle(session: Session, pool: disks.Pool, fs: str) -> None:
     dev = disks.attach(disk)
     assert disk.loopdev == dev and disks.backing_file(dev) == str(disk.image)
     target = disks.mount(disk, session.target("vm", fs))
-    assert disks.is_mounted(target) and disks.fs_type(target) == fs
+    assert disks.is_mounted(target) and linux.fs_type(target) == fs
     with open(target / "hello", "w") as f:
         f.write(fs)
         f.flush()
@@ -162,7 +162,7 @@ def test_xfs_clone_mounts_beside_its_original(session: Session, pool: disks.Pool
     (live / "before").write_text("1")
     fd = os.open(live, os.O_RDONLY)
     try:  # a snapshot as the snapshot backend takes it: freeze, clone, thaw
-        fcntl.ioctl(fd, disks.FIFREEZE, 0)
+        fcntl.ioctl(fd, linux.FIFREEZE, 0)
         try:
             clone = disks.clone_image(disk, names.image_name(session.tag, "restore", "data"))
         finally:
@@ -205,7 +205,7 @@ def test_frozen_mount_is_thawed_before_unmount(session: Session, pool: disks.Poo
     assert disks.thaw_if_frozen(target) is False  # not frozen: FITHAW says EINVAL
     fd = os.open(target, os.O_RDONLY)
     try:
-        fcntl.ioctl(fd, disks.FIFREEZE, 0)
+        fcntl.ioctl(fd, linux.FIFREEZE, 0)
     finally:
         os.close(fd)
     actions = disks.release_all()
@@ -223,7 +223,7 @@ def test_cleanup_repairs_a_file_system_unmounted_while_frozen(
     target = disks.mount(disk, session.target("vm", "ext4"))
     fd = os.open(target, os.O_RDONLY)
     try:
-        fcntl.ioctl(fd, disks.FIFREEZE, 0)
+        fcntl.ioctl(fd, linux.FIFREEZE, 0)
     finally:
         os.close(fd)
     subprocess.run(["umount", str(target)], check=True)  # "succeeds"; the superblock lives on
@@ -243,7 +243,7 @@ def test_cleanup_repairs_a_file_system_unmounted_while_frozen(
 CHILD = textwrap.dedent(
     """
     import fcntl, os, sys, time
-    from pytest_vmsnap.vm import disks, names
+    from pytest_vmsnap.vm import disks, linux, names
     from pytest_vmsnap.vm.model import DiskSpec
     home, tag = sys.argv[1], sys.argv[2]
     pool = disks.Pool.open(home, tag, size_gb=4)
@@ -252,7 +252,7 @@ CHILD = textwrap.dedent(
         disks.attach(disk)
         target = disks.mount(disk, names.mount_dir(home, tag, "vm", fs))
     fd = os.open(names.mount_dir(home, tag, "vm", "ext4"), os.O_RDONLY)
-    fcntl.ioctl(fd, disks.FIFREEZE, 0)
+    fcntl.ioctl(fd, linux.FIFREEZE, 0)
     print("READY", flush=True)
     time.sleep(600)
     """

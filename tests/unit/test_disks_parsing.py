@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from pytest_vmsnap.vm import disks
+from pytest_vmsnap.vm import disks, linux
 from pytest_vmsnap.vm.errors import VmError
 from pytest_vmsnap.vm.model import DiskSpec
 
@@ -25,13 +25,13 @@ LOSETUP = """{
 
 
 def test_mountinfo_fields_and_escapes() -> None:
-    entries = disks.parse_mountinfo(MOUNTINFO)
+    entries = linux.parse_mountinfo(MOUNTINFO)
     assert [e.target for e in entries] == [
         "/",
         "/var/tmp/vmsnap/vmsnap-abc123-pool",
         "/srv/my dir",
     ]
-    assert entries[1] == disks.MountEntry(
+    assert entries[1] == linux.MountEntry(
         "/var/tmp/vmsnap/vmsnap-abc123-pool", "/dev/loop0", "xfs", "7:0"
     )
     assert entries[2].fstype == "btrfs"

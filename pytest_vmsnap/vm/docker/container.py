@@ -58,7 +58,7 @@ from typing import Any
 from .. import names
 from ..base import StandIn
 from ..errors import VmError
-from ..guest.vminit import thaw
+from ..linux import read_mounts, run, thaw
 from ..model import Disk
 from .engine import (
     IN_VM_LIB,
@@ -385,31 +385,20 @@ def _disk_mounts(pid: int) -> list[str]:
     if pid <= 0:
         return []
     try:
-        text = Path(f"/proc/{pid}/mountinfo").read_text()
+        mounts = read_mounts(pid)
     except OSError:
         return []
-    points = []
-    for line in text.splitlines():
-        left, _, right = line.partition(" - ")
-        fields, tail = left.split(), right.split()
-        if len(fields) > 4 and len(tail) > 1 and tail[1].startswith("/dev/loop"):
-            points.append(fields[4].replace("\\040", " "))
+    points = [m.target for m in mounts if m.source.startswith("/dev/loop")]
     return sorted(points, key=lambda p: -p.count("/"))
 
 
 # --- PID 1 inside the container -------------------------------------------------------------
 
 
-def _sh(argv: list[str]) -> None:
-    done = subprocess.run(argv, capture_output=True, text=True)
-    if done.returncode:
-        raise RuntimeError(f"{' '.join(argv)}: {done.stderr.strip() or done.returncode}")
-
-
 def _build(spec: dict[str, Any]) -> None:
     """Private /tmp and /run (as the host stand-in has), then the disks at their real paths."""
-    _sh(["mount", "-t", "tmpfs", "-o", "mode=1777,size=512m", "vmsnap-tmp", "/tmp"])
-    _sh(["mount", "-t", "tmpfs", "-o", "mode=755,size=256m", "vmsnap-run", "/run"])
+    run(["mount", "-t", "tmpfs", "-o", "mode=1777,size=512m", "vmsnap-tmp", "/tmp"])
+    run(["mount", "-t", "tmpfs", "-o", "mode=755,size=256m", "vmsnap-run", "/run"])
     for sub in ("lock", "user"):
         os.makedirs(f"/run/{sub}", exist_ok=True)
     os.chmod("/run/lock", 0o1777)
@@ -418,7 +407,7 @@ def _build(spec: dict[str, Any]) -> None:
         argv = ["mount", "-t", m["fs"]]
         if m.get("options"):
             argv += ["-o", ",".join(m["options"])]
-        _sh([*argv, m["dev"], m["target"]])
+        run([*argv, m["dev"], m["target"]])
 
 
 def _reap_all(deadline: float) -> None:

@@ -43,6 +43,7 @@ from typing import Any
 
 from .. import names
 from ..errors import VmError
+from ..linux import read_mounts
 
 DEFAULT_SOCKET = "unix:///var/run/docker.sock"
 LABEL_TAG = "vmsnap.tag"
@@ -406,9 +407,7 @@ class Engine:
         mount behind when it stops: remove it, by its exact path, once nothing is under it."""
         root = str(self.data_root)
         try:
-            targets = [
-                line.split()[4] for line in Path("/proc/self/mountinfo").read_text().splitlines()
-            ]
+            targets = [m.target for m in read_mounts()]
         except OSError:
             return
         if root in targets and not any(t.startswith(root + "/") for t in targets):

@@ -60,8 +60,8 @@ import stat
 import threading
 import time
 
-FIFREEZE = 0xC0045877
-FITHAW = 0xC0045878
+from ..linux import FIFREEZE, FITHAW
+
 PR_SET_PDEATHSIG = 1
 TICK_S = 0.01
 ALARM_GRACE_S = 0.2  # watchdog 1 fires this long after the deadline

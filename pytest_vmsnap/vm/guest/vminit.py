@@ -13,8 +13,6 @@ and drops the mounts, and a frozen file system must never be unmounted.
 
 from __future__ import annotations
 
-import errno
-import fcntl
 import json
 import os
 import signal
@@ -22,31 +20,9 @@ import subprocess
 import sys
 import threading
 
-FITHAW = 0xC0045878
+from ..linux import read_mounts, run, thaw
+
 OVERLAY_STATE = "/run/.vmsnap-overlay"
-
-
-def _run(argv: list[str]) -> None:
-    done = subprocess.run(argv, capture_output=True, text=True)
-    if done.returncode:
-        raise RuntimeError(f"{' '.join(argv)}: {done.stderr.strip() or done.returncode}")
-
-
-def thaw(path: str) -> bool:
-    """FITHAW ``path``; True if it was frozen (EINVAL means it was not)."""
-    try:
-        fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
-    except OSError:
-        return False
-    try:
-        fcntl.ioctl(fd, FITHAW, 0)
-        return True
-    except OSError as err:
-        if err.errno != errno.EINVAL:
-            print(f"vminit: thaw {path}: {err}", file=sys.stderr, flush=True)
-        return False
-    finally:
-        os.close(fd)
 
 
 def _under(path: str, tops: tuple[str, ...]) -> bool:
@@ -62,17 +38,14 @@ def _drop_foreign_loop_mounts(spec: dict) -> None:
     """
     ours = {m["target"] for m in spec.get("mounts", [])}
     tag = spec.get("tag") or "\0"
-    with open("/proc/self/mountinfo") as info:
-        entries = [line.split() for line in info]
-    for fields in sorted(entries, key=lambda f: -f[4].count("/")):
-        target, source = fields[4], fields[fields.index("-") + 2]
-        if source.startswith("/dev/loop") and target not in ours and tag not in target:
-            subprocess.run(["umount", "-l", target], capture_output=True)
+    for m in sorted(read_mounts(), key=lambda m: -m.target.count("/")):
+        if m.source.startswith("/dev/loop") and m.target not in ours and tag not in m.target:
+            subprocess.run(["umount", "-l", m.target], capture_output=True)
 
 
 def build(spec: dict) -> None:
     """Make this mount namespace look like the VM described by ``spec``."""
-    _run(["ip", "link", "set", "lo", "up"])
+    run(["ip", "link", "set", "lo", "up"])
     # Paths the VM must still see under the private /tmp and /run (the Python that runs our
     # code, this package, the pool): held by descriptor, bound back after the tmpfs mounts.
     kept = {
@@ -80,11 +53,11 @@ def build(spec: dict) -> None:
         for p in spec.get("keep", [])
         if _under(p, ("/tmp", "/run")) and os.path.isdir(p)
     }
-    _run(["mount", "-t", "tmpfs", "-o", "mode=1777,size=512m", "vmsnap-tmp", "/tmp"])
-    _run(["mount", "-t", "tmpfs", "-o", "mode=755,size=256m", "vmsnap-run", "/run"])
+    run(["mount", "-t", "tmpfs", "-o", "mode=1777,size=512m", "vmsnap-tmp", "/tmp"])
+    run(["mount", "-t", "tmpfs", "-o", "mode=755,size=256m", "vmsnap-run", "/run"])
     for path, fd in kept.items():
         os.makedirs(path, exist_ok=True)
-        _run(["mount", "--no-canonicalize", "--rbind", f"/proc/{os.getpid()}/fd/{fd}", path])
+        run(["mount", "--no-canonicalize", "--rbind", f"/proc/{os.getpid()}/fd/{fd}", path])
         os.close(fd)
     for sub in ("lock", "user"):
         os.makedirs(f"/run/{sub}", exist_ok=True)
@@ -93,7 +66,7 @@ def build(spec: dict) -> None:
         state = f"{OVERLAY_STATE}{lower}"
         os.makedirs(f"{state}/upper", exist_ok=True)
         os.makedirs(f"{state}/work", exist_ok=True)
-        _run(
+        run(
             [
                 "mount",
                 "-t",
@@ -109,7 +82,7 @@ def build(spec: dict) -> None:
         argv = ["mount", "-t", m["fs"]]
         if m.get("options"):
             argv += ["-o", ",".join(m["options"])]
-        _run([*argv, m["dev"], m["target"]])
+        run([*argv, m["dev"], m["target"]])
         if m.get("owner"):
             uid, gid = m["owner"]
             os.chown(m["target"], uid, gid)

@@ -1,0 +1,157 @@
+"""Linux basics in one place: the freeze and clone ioctls, one command runner, the mount table,
+the file-system type of a path.
+
+Standard library only and cheap to import: code that runs inside a VM (``vm/guest``: the VM's
+init and the freeze guard, started with ``python -S``) uses it too.
+"""
+
+from __future__ import annotations
+
+import errno
+import fcntl
+import logging
+import os
+import re
+import subprocess
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from .errors import VmError
+
+log = logging.getLogger(__name__)
+
+# <linux/fs.h>: _IOWR('X', 119, int), _IOWR('X', 120, int), _IOW(0x94, 9, int).
+FIFREEZE = 0xC0045877
+FITHAW = 0xC0045878
+FICLONE = 0x40049409
+
+
+class CommandError(VmError):
+    """A command failed: carries its argv, exit code and what it printed on stderr."""
+
+    def __init__(self, argv: Sequence[str], stderr: str, returncode: int | None) -> None:
+        self.argv = list(argv)
+        self.stderr = stderr
+        self.returncode = returncode
+        detail = stderr.strip() or f"exit code {returncode}"
+        super().__init__(f"{' '.join(self.argv)}: {detail}")
+
+
+def run(argv: Sequence[str], timeout: float | None = 120) -> str:
+    """Run a command (argument list, no shell, no input); its stdout, or :class:`CommandError`
+    (not installed, timed out, or a non-zero exit with its stderr, else its stdout)."""
+    try:
+        done = subprocess.run(
+            list(argv),
+            capture_output=True,
+            text=True,
+            errors="replace",
+            timeout=timeout,
+            stdin=subprocess.DEVNULL,
+        )
+    except FileNotFoundError as err:
+        raise CommandError(argv, f"{argv[0]} is not installed", None) from err
+    except subprocess.TimeoutExpired as err:
+        raise CommandError(argv, f"did not finish in {timeout} s", None) from err
+    if done.returncode:
+        raise CommandError(argv, done.stderr or done.stdout, done.returncode)
+    return done.stdout
+
+
+# --- freeze and clone -----------------------------------------------------------------------
+
+
+def thaw(path: str | os.PathLike[str], *, strict: bool = False) -> bool:
+    """FITHAW the file system holding ``path``; True if it was frozen.
+
+    Linux cannot say whether a file system is frozen without side effects (FIFREEZE would
+    freeze it); FITHAW is the honest probe: it thaws a frozen one and fails with EINVAL on one
+    that is not, so "was it frozen?" and "thaw it" are one call. A path that is gone, or a file
+    system that cannot be frozen, was not frozen. Any other failure raises OSError with
+    ``strict``; otherwise it is logged and counts as not thawed.
+    """
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    except FileNotFoundError:
+        return False
+    except OSError as err:
+        return _thaw_failed(path, err, strict, "open")
+    try:
+        fcntl.ioctl(fd, FITHAW, 0)
+        return True
+    except OSError as err:
+        if err.errno in (errno.EINVAL, errno.EOPNOTSUPP, errno.ENOTTY):
+            return False
+        return _thaw_failed(path, err, strict, "FITHAW")
+    finally:
+        os.close(fd)
+
+
+def _thaw_failed(path: str | os.PathLike[str], err: OSError, strict: bool, what: str) -> bool:
+    if strict:
+        raise err
+    log.warning("%s %s: %s", what, path, err.strerror or err)
+    return False
+
+
+def reflink(src_fd: int, dst_fd: int) -> None:
+    """FICLONE: make the file ``dst_fd`` share all of ``src_fd``'s extents (no data copied).
+    OSError (EOPNOTSUPP, EXDEV, EINVAL...) where the file system cannot clone."""
+    fcntl.ioctl(dst_fd, FICLONE, src_fd)
+
+
+# --- the mount table ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class MountEntry:
+    """One line of a ``/proc/<pid>/mountinfo`` (paths unescaped)."""
+
+    target: str
+    source: str
+    fstype: str
+    majmin: str
+
+
+_ESCAPED = re.compile(r"\\([0-7]{3})")
+
+
+def unescape(field: str) -> str:
+    """A mountinfo path field as the path it names (space, tab, newline, backslash are
+    written as octal escapes)."""
+    return _ESCAPED.sub(lambda m: chr(int(m[1], 8)), field)
+
+
+def parse_mountinfo(text: str) -> list[MountEntry]:
+    """Parse the text of a ``/proc/<pid>/mountinfo`` file, in mount-table order."""
+    out = []
+    for line in text.splitlines():
+        left, sep, right = line.partition(" - ")
+        if not sep:
+            continue
+        lf, rf = left.split(), right.split()
+        if len(lf) < 5 or len(rf) < 2:
+            continue
+        out.append(MountEntry(unescape(lf[4]), unescape(rf[1]), rf[0], lf[2]))
+    return out
+
+
+def read_mounts(pid: int | str = "self") -> list[MountEntry]:
+    """The mounts of ``pid``'s mount namespace (this process's by default); OSError if the
+    process is gone."""
+    return parse_mountinfo(Path(f"/proc/{pid}/mountinfo").read_text(errors="surrogateescape"))
+
+
+def fs_type(path: str | os.PathLike[str]) -> str:
+    """The type of the file system holding ``path`` (``ext4``, ``xfs``, ``btrfs``...), from the
+    innermost mount above it (``stat -f`` cannot tell ext4 from ext2); VmError if unknown."""
+    p = os.path.realpath(path)
+    try:
+        mounts = read_mounts()
+    except OSError as err:
+        raise VmError(f"cannot read the mount table: {err.strerror}") from err
+    above = [m for m in mounts if p == m.target or p.startswith(m.target.rstrip("/") + "/")]
+    if not above:
+        raise VmError(f"no mount holds {p}")
+    return max(above, key=lambda m: len(m.target)).fstype
