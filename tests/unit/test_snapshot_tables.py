@@ -21,12 +21,14 @@ from pytest_vmsnap.vm.snapshot import (
     delete,
     delete_restored,
     get_backend,
+    restore,
+    select_backend,
+)
+from pytest_vmsnap.vm.snapshot.devmapper import (
     linear_table,
     origin_table,
     plan_dm_disk,
-    restore,
     sectors,
-    select_backend,
     snapshot_table,
 )
 
