@@ -19,7 +19,7 @@ MARKERS = (
     "pytest_vmsnap.vm.guest.vminit",
     "pytest_vmsnap.vm.guest.freeze_guard",
     "pytest_vmsnap.cycle.agent",
-    "pytest_vmsnap.vm.forkserver",
+    "pytest_vmsnap.vm.guest.forkserver",
     "pytest_vmsnap.evidence.workload",
 )
 

@@ -28,7 +28,7 @@ from .stage import stage
 
 log = logging.getLogger(__name__)
 
-IN_VM_MODULES = ("pytest_vmsnap.evidence.workload", "pytest_vmsnap.evidence.probe")
+FORKSERVER_PRELOAD = ("pytest_vmsnap.evidence.workload", "pytest_vmsnap.evidence.probe")
 """Imported by a source VM's fork server before anything runs."""
 
 
@@ -96,7 +96,7 @@ def testbed(
         vm = new_vm(settings, own, name, source_disks, tag, workdir)
         # The fork server imports the workload, the probes and the client library while the
         # application is provisioned: they start warm later, when their time counts.
-        vm.warm(*IN_VM_MODULES, *app.client_modules)
+        vm.warm(*FORKSERVER_PRELOAD, *app.client_modules)
         timings["vm_build_s"] = time.monotonic() - t
         log.info("VM %s of %s built in %.2f s", name, tag, timings["vm_build_s"])
 

@@ -4,7 +4,7 @@ A cycle runs small Python steps inside its VMs many times (the workload, the qui
 liveness probes, the restored store's start and checks). Started fresh, each pays an
 interpreter start and its imports: about 50 ms, plus 0.2 s for psycopg or redis-py, on the
 critical path of every cycle (and a ``docker exec`` more in a container VM). The fork server is
-one process per VM, ``python -m pytest_vmsnap.vm.forkserver MODULE...``, that imports those
+one process per VM, ``python -m pytest_vmsnap.vm.guest.forkserver MODULE...``, that imports those
 modules once and forks a child per call. The child is a new process of the VM (its own PID,
 its own fresh connections), as a freshly started one would be, only warm.
 
@@ -19,21 +19,19 @@ connection or starts a thread itself, so forking it is safe.
 from __future__ import annotations
 
 import contextlib
-import importlib
 import itertools
 import json
-import os
-import selectors
-import signal
 import subprocess
 import sys
 import tempfile
 import threading
-import traceback
 from collections.abc import Sequence
 from typing import IO, Any, Protocol
 
 from .errors import VmError
+
+SERVER_MODULE = "pytest_vmsnap.vm.guest.forkserver"
+"""The server half, run inside the VM (:mod:`pytest_vmsnap.vm.guest.forkserver`)."""
 
 
 class CallError(VmError):
@@ -46,9 +44,6 @@ class _Popen(Protocol):
     name: str
 
     def popen(self, argv: list[str], **kwargs: Any) -> subprocess.Popen[bytes]: ...
-
-
-# --- controller side ----------------------------------------------------------------------------
 
 
 class Call:
@@ -107,7 +102,7 @@ class ForkServer:
         # Its own session: a Ctrl-C on the controller's terminal must not reach the VM's
         # processes; the controller ends them in order (closing stdin ends the server).
         self._proc = vm.popen(
-            [python, "-m", __name__, *preload],
+            [python, "-m", SERVER_MODULE, *preload],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=self._err,
@@ -203,112 +198,3 @@ def end_process(proc: subprocess.Popen[Any], timeout_s: float) -> None:
     except subprocess.TimeoutExpired:
         proc.kill()
         proc.wait(timeout=timeout_s)
-
-
-# --- server side (inside the VM) ----------------------------------------------------------------
-
-
-def _child(request: dict[str, Any], out: int) -> None:
-    """Run one call in the forked child, write its JSON answer to ``out``, and exit."""
-    try:
-        null = os.open(os.devnull, os.O_RDWR)
-        os.dup2(null, 0)
-        os.dup2(2, 1)  # stray prints must not reach the protocol pipe
-        module, _, name = request["call"].partition(":")
-        value = getattr(importlib.import_module(module), name)(*request.get("args", []))
-        data = json.dumps({"ok": value})
-    except BaseException as err:
-        traceback.print_exc()
-        data = json.dumps({"error": f"{type(err).__name__}: {' '.join(str(err).split())[:2000]}"})
-    with contextlib.suppress(Exception):
-        sys.stdout.flush()
-        sys.stderr.flush()
-    _write_all(out, data.encode())
-    os._exit(0)
-
-
-def _write_all(fd: int, data: bytes) -> None:
-    while data:
-        data = data[os.write(fd, data) :]
-
-
-def _ended(call_id: int, data: bytes, status: int) -> dict[str, Any]:
-    """The answer for a child that closed its pipe with ``data`` and exit ``status``."""
-    with contextlib.suppress(ValueError):
-        return {"id": call_id, **json.loads(data)}
-    if os.WIFSIGNALED(status):
-        why = f"killed by signal {os.WTERMSIG(status)}"
-    else:
-        why = f"exit {os.waitstatus_to_exitcode(status)}"
-    return {"id": call_id, "error": f"its process ended without an answer ({why})"}
-
-
-def serve(inp: int = 0, out: int = 1) -> None:
-    """Answer calls read from ``inp`` on ``out`` until ``inp`` ends."""
-    sel = selectors.DefaultSelector()
-    sel.register(inp, selectors.EVENT_READ, None)
-    children: dict[int, int] = {}  # call id -> pid
-    pending = b""
-
-    def reply(message: dict[str, Any]) -> None:
-        _write_all(out, (json.dumps(message) + "\n").encode())
-
-    def start(request: dict[str, Any]) -> None:
-        call_id = int(request["id"])
-        if request.get("kill"):
-            pid = children.get(call_id)
-            if pid is not None:
-                with contextlib.suppress(ProcessLookupError):
-                    os.kill(pid, signal.SIGKILL)
-            return
-        r, w = os.pipe()
-        pid = os.fork()
-        if pid == 0:
-            os.close(r)
-            _child(request, w)
-        os.close(w)
-        children[call_id] = pid
-        sel.register(r, selectors.EVENT_READ, (call_id, pid, bytearray()))
-        reply({"id": call_id, "pid": pid})
-
-    while True:
-        for key, _ in sel.select():
-            if key.data is None:
-                chunk = os.read(inp, 65536)
-                if not chunk:
-                    for pid in children.values():
-                        with contextlib.suppress(ProcessLookupError):
-                            os.kill(pid, signal.SIGKILL)
-                    return
-                pending += chunk
-                while b"\n" in pending:
-                    line, _, pending = pending.partition(b"\n")
-                    with contextlib.suppress(ValueError):
-                        start(json.loads(line))
-                continue
-            call_id, pid, data = key.data
-            chunk = os.read(key.fd, 65536)
-            if chunk:
-                data += chunk
-                continue
-            sel.unregister(key.fd)
-            os.close(key.fd)
-            _, status = os.waitpid(pid, 0)
-            del children[call_id]
-            reply(_ended(call_id, bytes(data), status))
-
-
-def main(argv: list[str] | None = None) -> int:
-    modules = sys.argv[1:] if argv is None else argv
-    for module in modules:
-        # Best effort: a call that needs a module that cannot be imported says so itself.
-        with contextlib.suppress(Exception):
-            importlib.import_module(module)
-    serve()
-    # Straight out: tearing down the preloaded modules (psycopg, redis-py) is time the VM's
-    # stop would wait for, with nothing to flush or close.
-    os._exit(0)
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -8,12 +8,13 @@ so the harness, the driver and the apps use either without knowing which.
   server, services not started), or any image given.
 - Disks: the VM's loop devices (attached by :mod:`.disks`) are passed in with
   ``--device /dev/loopN`` and ``--cap-add SYS_ADMIN`` (``--privileged`` cannot work here: the
-  host's bounding set lacks CAP_SYS_RESOURCE). The container's PID 1 is this module run as
-  ``/usr/bin/python3 -m pytest_vmsnap.vm.docker.container init SPEC``: it puts tmpfs on ``/tmp`` and
-  ``/run``, mounts each disk at its real path (``/var/lib/postgresql``...), prints ``READY`` and
-  waits. On SIGTERM (``docker stop``), or when the controller dies (it holds an ``flock`` on a
-  lock file bind-mounted into the VM read-only; the init's own ``flock`` on it then returns),
-  it thaws every disk, ends every other process of the VM, unmounts the disks and exits.
+  host's bounding set lacks CAP_SYS_RESOURCE). The container's PID 1 is
+  ``/usr/bin/python3 -m pytest_vmsnap.vm.guest.container_init init SPEC``: it puts tmpfs on
+  ``/tmp`` and ``/run``, mounts each disk at its real path (``/var/lib/postgresql``...), prints
+  ``READY`` and waits. On SIGTERM (``docker stop``), or when the controller dies (it holds an
+  ``flock`` on a lock file bind-mounted into the VM read-only; the init's own ``flock`` on it
+  then returns), it thaws every disk, ends every other process of the VM, unmounts the disks
+  and exits.
   The network is ``none``: the VM has its own loopback only, so default ports never collide,
   exactly like the host stand-in.
 - Our package is mounted read-only at a fixed path (``/usr/local/lib/vmsnap``, never under the
@@ -46,10 +47,8 @@ import contextlib
 import json
 import os
 import shutil
-import signal
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Iterable, Sequence
 from pathlib import Path
@@ -58,7 +57,8 @@ from typing import Any
 from .. import names
 from ..base import StandIn
 from ..errors import VmError
-from ..linux import read_mounts, run, thaw
+from ..guest.container_init import CONTROLLER_LOCK
+from ..linux import read_mounts, thaw
 from ..model import Disk
 from .engine import (
     IN_VM_LIB,
@@ -72,9 +72,7 @@ from .engine import (
 
 PYTHON = "/usr/bin/python3"
 """The interpreter inside every vmsnap image (Debian's python3)."""
-INIT_MODULE = "pytest_vmsnap.vm.docker.container"
-CONTROLLER_LOCK = "/.vmsnap/controller.lock"
-"""Inside the VM: the lock file the controller holds while it lives."""
+INIT_MODULE = "pytest_vmsnap.vm.guest.container_init"
 STOP_TIMEOUT_S = 20
 
 configure_testcontainers()  # before anything imports testcontainers
@@ -390,101 +388,3 @@ def _disk_mounts(pid: int) -> list[str]:
         return []
     points = [m.target for m in mounts if m.source.startswith("/dev/loop")]
     return sorted(points, key=lambda p: -p.count("/"))
-
-
-# --- PID 1 inside the container -------------------------------------------------------------
-
-
-def _build(spec: dict[str, Any]) -> None:
-    """Private /tmp and /run (as the host stand-in has), then the disks at their real paths."""
-    run(["mount", "-t", "tmpfs", "-o", "mode=1777,size=512m", "vmsnap-tmp", "/tmp"])
-    run(["mount", "-t", "tmpfs", "-o", "mode=755,size=256m", "vmsnap-run", "/run"])
-    for sub in ("lock", "user"):
-        os.makedirs(f"/run/{sub}", exist_ok=True)
-    os.chmod("/run/lock", 0o1777)
-    for m in spec.get("mounts", []):
-        os.makedirs(m["target"], exist_ok=True)
-        argv = ["mount", "-t", m["fs"]]
-        if m.get("options"):
-            argv += ["-o", ",".join(m["options"])]
-        run([*argv, m["dev"], m["target"]])
-
-
-def _reap_all(deadline: float) -> None:
-    while time.monotonic() < deadline:
-        try:
-            pid, _ = os.waitpid(-1, os.WNOHANG)
-        except ChildProcessError:
-            return
-        if pid == 0:
-            time.sleep(0.02)
-
-
-def _shutdown(targets: list[str]) -> None:
-    """Thaw, end every other process of the VM, unmount the disks (deepest first)."""
-    for target in reversed(targets):
-        thaw(target)
-    with contextlib.suppress(ProcessLookupError):
-        os.kill(-1, signal.SIGKILL)  # from PID 1: every process of the VM but this one
-    _reap_all(time.monotonic() + 10)
-    for target in reversed(targets):
-        thaw(target)
-        done = subprocess.run(["umount", target], capture_output=True, text=True)
-        if done.returncode:
-            subprocess.run(["umount", "-l", target], capture_output=True)
-
-
-def init_main(spec_json: str) -> int:
-    """PID 1 of a container stand-in: build, print READY, wait, then shut down cleanly."""
-    spec = json.loads(spec_json)
-    targets = [m["target"] for m in spec.get("mounts", [])]
-    stop = threading.Event()
-
-    def on_signal(signum: int, frame: object) -> None:
-        stop.set()
-
-    for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
-        signal.signal(sig, on_signal)
-
-    def watch_controller() -> None:
-        # The controller holds an exclusive flock on this file while it lives (the host's
-        # process is invisible from here): once ours is granted, the controller is gone.
-        import fcntl
-
-        try:
-            fd = os.open(CONTROLLER_LOCK, os.O_RDONLY)
-        except OSError:
-            return  # started by hand, without a controller: wait for a signal only
-        fcntl.flock(fd, fcntl.LOCK_EX)
-        stop.set()
-
-    try:
-        _build(spec)
-    except Exception as err:  # one line for the controller, never a traceback
-        print(f"FAILED {' '.join(str(err).split())}", flush=True)
-        for target in reversed(targets):
-            thaw(target)
-        return 1
-    print("READY " + json.dumps({"pid": os.getpid()}), flush=True)
-    threading.Thread(target=watch_controller, daemon=True).start()
-    while not stop.is_set():
-        try:
-            pid, _ = os.waitpid(-1, os.WNOHANG)  # as PID 1 we reap every orphan of the VM
-        except ChildProcessError:
-            pid = 0
-        if pid == 0:
-            stop.wait(0.2)
-    _shutdown(targets)
-    return 0
-
-
-def main(argv: list[str] | None = None) -> int:
-    argv = sys.argv[1:] if argv is None else argv
-    if len(argv) == 2 and argv[0] == "init":
-        return init_main(argv[1])
-    print("usage: python -m pytest_vmsnap.vm.docker.container init SPEC_JSON", file=sys.stderr)
-    return 2
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -3,12 +3,12 @@
 Base image ``vmsnap/base:<hash>``: ``debootstrap --variant=minbase bookworm ROOTFS MIRROR``,
 where MIRROR is the Debian mirror this machine's apt is configured with (read at runtime from
 ``/etc/apt/sources.list.d/*.sources`` or ``/etc/apt/sources.list``; no host name is written in
-this project). The rootfs gets the files under ``fixtures/images/base/rootfs/`` (a
+this project). The rootfs gets the files under ``recipes/base/rootfs/`` (a
 ``policy-rc.d`` so package installs never start services, and the ``vmsnap-users`` helper) and
 the machine's own bookworm apt sources, then ``tar -C ROOTFS -c . | docker import``.
 
 Application images ``vmsnap/<name>:<hash>`` (``pg15``, ``mariadb``, ``redis``, ``sqlite``) are
-built FROM the base with the recipes in ``fixtures/images/<name>/Dockerfile``: Debian's packages
+built FROM the base with the recipes in ``recipes/<name>/Dockerfile``: Debian's packages
 as a production server has them, util-linux, iproute2, procps, Debian's ``python3`` and the
 Debian packages of the client libraries the in-VM code uses. Our package itself is not copied
 in: the container stand-in mounts the repository read-only at its own path.
@@ -37,15 +37,18 @@ import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
 from ..errors import VmError
 from .engine import IN_VM_LIB, LABEL_TAG, _flock, package_mount, state_dir
 
-REPO = Path(__file__).resolve().parents[3]
-RECIPES = Path(os.environ.get("VMSNAP_IMAGE_RECIPES") or REPO / "fixtures" / "images")
-"""The recipes: ``base/rootfs/`` and ``<name>/Dockerfile`` (``$VMSNAP_IMAGE_RECIPES`` overrides)."""
+RECIPES = Path(
+    os.environ.get("VMSNAP_IMAGE_RECIPES") or str(resources.files(__package__) / "recipes")
+)
+"""The recipes, shipped as package data: ``base/rootfs/`` and ``<name>/Dockerfile``
+(``$VMSNAP_IMAGE_RECIPES`` overrides)."""
 SUITE = "bookworm"
 VARIANT = "minbase"
 BASE_REPO = "vmsnap/base"
@@ -67,8 +70,8 @@ IMPORT_CHANGES = (
 IN_VM_MODULES = (
     "pytest_vmsnap.cycle.agent",
     "pytest_vmsnap.vm.guest.freeze_guard",
-    "pytest_vmsnap.vm.docker.container",
-    "pytest_vmsnap.vm.forkserver",
+    "pytest_vmsnap.vm.guest.container_init",
+    "pytest_vmsnap.vm.guest.forkserver",
     "pytest_vmsnap.evidence.workload",
     "pytest_vmsnap.evidence.probe",
     "pytest_vmsnap.apps.sqlite",
@@ -248,7 +251,7 @@ def recipe_name(name: str) -> str:
     name = APP_IMAGES.get(name, name)
     if not (RECIPES / name / "Dockerfile").is_file():
         known = ", ".join(sorted(APP_IMAGES.values()))
-        raise ImageError(f"no image recipe {name!r} (fixtures/images/<name>/Dockerfile: {known})")
+        raise ImageError(f"no image recipe {name!r} (recipes/<name>/Dockerfile: {known})")
     return name
 
 
