@@ -12,9 +12,11 @@ import json
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 from .framework.profiles import PROFILES
 from .lint import lint
+from .settings import FIELDS, Field, Settings, SettingsError
 
 EXIT_OK = 0
 EXIT_FINDINGS = 1
@@ -82,8 +84,6 @@ exit codes:
 
 
 def _add_run(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    from .settings import APPS, QUIESCE_KINDS, SNAPSHOT_BACKENDS
-
     parser = subparsers.add_parser(
         "run",
         help="run one full cycle in a stand-in VM and judge the restored copy",
@@ -96,61 +96,37 @@ def _add_run(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         epilog=_RUN_EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("--config", required=True, type=Path, metavar="PATH")
-    parser.add_argument(
-        "--pre",
-        type=Path,
-        metavar="PATH",
-        help="local pre-script (default: the config's location on this machine)",
-    )
-    parser.add_argument(
-        "--post",
-        type=Path,
-        metavar="PATH",
-        help="local post-script (default: the config's location here)",
-    )
-    parser.add_argument("--app", required=True, choices=APPS)
-    parser.add_argument("--vm", choices=("host", "container"), default="host")
-    parser.add_argument("--disks", type=int, default=1, metavar="N")
-    parser.add_argument("--fs", choices=("ext4", "xfs", "btrfs"), default="ext4")
-    parser.add_argument("--snapshot", choices=SNAPSHOT_BACKENDS, default="reflink")
-    parser.add_argument("--profile", choices=sorted(PROFILES), default="extension")
-    parser.add_argument(
-        "--quiesce",
-        choices=QUIESCE_KINDS,
-        default="none",
-        help="lock: the scripts claim writes are blocked while quiesced",
-    )
-    parser.add_argument(
-        "--pacing",
-        choices=("faithful", "prompt"),
-        default="faithful",
-        help="faithful: the extension's poll waits; prompt: notice exits at once",
-    )
-    parser.add_argument(
-        "--skew",
-        type=float,
-        default=0.0,
-        metavar="S",
-        help="seconds between the snapshots of consecutive disks",
-    )
-    parser.add_argument("--owner", metavar="USER", help="owner of the installed files")
-    parser.add_argument(
-        "--baseline",
-        action="store_true",
-        help="crash-consistent baseline: the same snapshot with no scripts and no freeze",
-    )
-    parser.add_argument("--workload-seconds", type=float, default=1.0, metavar="S")
+    for f in FIELDS:
+        if f.cli:
+            _add_field(parser, f)
     parser.add_argument("--json", type=Path, metavar="FILE", help="write the result as JSON")
-    parser.add_argument("--report", type=Path, metavar="DIR", help="write JSON and HTML here")
     parser.set_defaults(func=_cmd_run)
+
+
+def _add_field(parser: argparse.ArgumentParser, f: Field) -> None:
+    """One ``vmsnap run`` flag for a setting of :data:`~pytest_vmsnap.settings.FIELDS`."""
+    if isinstance(f.default, bool):
+        parser.add_argument(f.flag, dest=f.name, action="store_true", help=f.help)
+        return
+    choices = f.cli_choices or (f.choices.values() if f.choices else None)
+    default = None if f.required else f.default
+    converted: dict[str, Any] = {"type": f.parse} if f.parse in (Path, int, float) else {}
+    parser.add_argument(
+        f.flag,
+        dest=f.name,
+        required=f.required,
+        **converted,
+        choices=choices,
+        default=default,
+        metavar=f.metavar,
+        help=f.help + (f" (default: {default})" if default not in (None, "") else ""),
+    )
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
     from .cycle.run import run
     from .cycle.stage import read_locations
     from .report.text import summary_line, write_json
-    from .settings import Settings
 
     if not args.config.is_file():
         return _usage_error(f"run: --config {args.config}: no such file")
@@ -161,24 +137,12 @@ def _cmd_run(args: argparse.Namespace) -> int:
         pre = Path(host_pre)
     if post is None and host_post and Path(host_post).is_file():
         post = Path(host_post)
-    settings = Settings(
-        config=args.config,
-        pre=pre,
-        post=post,
-        app=args.app,
-        vm=args.vm,
-        disks=args.disks,
-        fs=args.fs,
-        snapshot=args.snapshot,
-        profile=args.profile,
-        quiesce=args.quiesce,
-        pacing=args.pacing,
-        skew_s=args.skew,
-        owner=args.owner,
-        workload_seconds=args.workload_seconds,
-        report_dir=args.report,
-        baseline=args.baseline,
-    )
+    values = {f.name: getattr(args, f.name) for f in FIELDS if f.cli}
+    values.update(pre=pre, post=post)
+    try:
+        settings = Settings.from_mapping(values, base_dir=Path.cwd(), where="run")
+    except SettingsError as err:
+        return _usage_error(str(err))
     problems = settings.problems()
     if problems:
         return _usage_error("run: " + "; ".join(problems))
@@ -191,11 +155,11 @@ def _cmd_run(args: argparse.Namespace) -> int:
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps(result, indent=2, default=str))
-    if args.report:
-        write_json(args.report, "cycle", result)
+    if settings.report_dir:
+        write_json(settings.report_dir, "cycle", result)
         from .report.html import write_html
 
-        print(f"report: {write_html(args.report, {'cycle': result})}")
+        print(f"report: {write_html(settings.report_dir, {'cycle': result})}")
     return EXIT_OK if result["verdict"] == "application-consistent" else EXIT_FINDINGS
 
 

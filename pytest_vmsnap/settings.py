@@ -1,19 +1,82 @@
-"""What a vmsnap run is about: the user's files and the stand-in VM's shape.
+"""Every setting of a vmsnap cycle, once: its type, default, choices and help text, and the name
+it has in each face.
 
-One dataclass for the CLI, the pytest plugin (command-line options over ini keys) and the
-fixtures, so the three never disagree on defaults.
+The faces: ``vmsnap run --<flag>``, the plugin's ``--vmsnap-<key>`` options and
+``vmsnap_<key>`` ini keys, and the arguments of the fixtures and the ``vmsnap`` marker (the
+field names, plus the aliases in :data:`ALIASES`). The CLI and the plugin generate their
+options from :data:`FIELDS`; :func:`read_values` and :meth:`Settings.from_mapping` turn what a
+face read (strings from the command line or an ini file, objects from Python) into settings.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
+from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
-APPS = ("sqlite", "postgres", "mariadb", "redis")
-VM_KINDS = ("host", "container", "dir")
-SNAPSHOT_BACKENDS = ("reflink", "copy", "btrfs", "devmapper")
-QUIESCE_KINDS = ("lock", "flush", "none")
+
+class Choice(StrEnum):
+    """A setting with a closed set of values (members compare equal to their strings)."""
+
+    @classmethod
+    def values(cls) -> tuple[str, ...]:
+        return tuple(m.value for m in cls)
+
+
+class App(Choice):
+    SQLITE = "sqlite"
+    POSTGRES = "postgres"
+    MARIADB = "mariadb"
+    REDIS = "redis"
+
+
+class VmKind(Choice):
+    HOST = "host"
+    CONTAINER = "container"
+    DIR = "dir"
+    """No root: the framework cycle in a directory, no freeze and no database."""
+
+
+class Fs(Choice):
+    EXT4 = "ext4"
+    XFS = "xfs"
+    BTRFS = "btrfs"
+
+
+class Backend(Choice):
+    REFLINK = "reflink"
+    COPY = "copy"
+    BTRFS = "btrfs"
+    DEVMAPPER = "devmapper"
+
+
+class Profile(Choice):
+    EXTENSION = "extension"
+    DOCUMENTED = "documented"
+
+
+class Quiesce(Choice):
+    LOCK = "lock"
+    FLUSH = "flush"
+    NONE = "none"
+
+
+class Pacing(Choice):
+    FAITHFUL = "faithful"
+    PROMPT = "prompt"
+
+
+class SnapshotOrder(Choice):
+    LAYOUT = "layout"
+    REVERSE = "reverse"
+
+
+APPS = App.values()
+VM_KINDS = VmKind.values()
+SNAPSHOT_BACKENDS = Backend.values()
+QUIESCE_KINDS = Quiesce.values()
 
 
 @dataclass(frozen=True)
@@ -23,20 +86,20 @@ class Settings:
     config: Path | None = None
     pre: Path | None = None
     post: Path | None = None
-    app: str = "sqlite"
-    vm: str = "host"
+    app: str = App.SQLITE
+    vm: str = VmKind.HOST
     disks: int = 1
-    fs: str = "ext4"
-    snapshot: str = "reflink"
-    profile: str = "extension"
-    quiesce: str = "none"
+    fs: str = Fs.EXT4
+    snapshot: str = Backend.REFLINK
+    profile: str = Profile.EXTENSION
+    quiesce: str = Quiesce.NONE
     """``lock``: the scripts claim to hold a lock, so writes must block while quiesced."""
     workload_seconds: float = 1.0
     owner: str | None = None
-    pacing: str = "faithful"
+    pacing: str = Pacing.FAITHFUL
     skew_s: float = 0.0
     """Seconds between the snapshots of consecutive disks (one freeze no longer covers all)."""
-    snapshot_order: str = "layout"
+    snapshot_order: str = SnapshotOrder.LAYOUT
     """``layout``: disks are snapshotted in the app's layout order; ``reverse``: last first
     (for PostgreSQL: the WAL disk before the data disk, the harmful order)."""
     baseline: bool = False
@@ -48,6 +111,19 @@ class Settings:
         """A copy with some fields changed."""
         return replace(self, **changes)
 
+    @classmethod
+    def from_mapping(
+        cls,
+        values: Mapping[str, object],
+        *,
+        base_dir: Path,
+        where: str = "vmsnap",
+        base: Settings | None = None,
+    ) -> Settings:
+        """``base`` (default: the defaults) changed by ``values``, read as :func:`read_values`
+        does; :class:`SettingsError` for an unknown name or a value of the wrong type."""
+        return replace(base or cls(), **read_values(values, base_dir=base_dir, where=where))
+
     def problems(self) -> list[str]:
         """Usage errors, one sentence each (empty when the settings are usable)."""
         out = []
@@ -58,20 +134,183 @@ class Settings:
         for name, path in (("pre", self.pre), ("post", self.post)):
             if path is not None and not path.is_file():
                 out.append(f"{name}-script {path} does not exist")
-        checks = (
-            ("app", self.app, APPS),
-            ("vm", self.vm, VM_KINDS),
-            ("snapshot", self.snapshot, SNAPSHOT_BACKENDS),
-            ("fs", self.fs, ("ext4", "xfs", "btrfs")),
-            ("profile", self.profile, ("extension", "documented")),
-            ("quiesce", self.quiesce, QUIESCE_KINDS),
-            ("pacing", self.pacing, ("faithful", "prompt")),
-        )
-        for name, value, allowed in checks:
-            if value not in allowed:
-                out.append(f"{name} {value!r} is not one of {', '.join(allowed)}")
+        for f in FIELDS:
+            value = getattr(self, f.name)
+            if f.choices is not None and value not in f.choices.values():
+                out.append(f"{f.key} {value!r} is not one of {', '.join(f.choices.values())}")
         if not 1 <= self.disks <= 4:
             out.append(f"disks must be 1..4, not {self.disks}")
         if self.skew_s < 0:
             out.append(f"skew must be >= 0 seconds, not {self.skew_s}")
         return out
+
+
+class SettingsError(ValueError):
+    """A setting that cannot be read: an unknown name or a value of the wrong type."""
+
+
+@dataclass(frozen=True)
+class Field:
+    """One setting: the :class:`Settings` field it fills and how each face names it."""
+
+    name: str
+    help: str
+    parse: Callable[[str], Any] = str
+    """How a string from a command line or an ini file becomes the value."""
+    choices: type[Choice] | None = None
+    key: str = ""
+    """``--vmsnap-<key>``, ``vmsnap_<key>`` and ``vmsnap run --<key>`` (default: the name)."""
+    plugin: bool = True
+    """The plugin has a ``--vmsnap-<key>`` option and a ``vmsnap_<key>`` ini key for it."""
+    cli: bool = True
+    """``vmsnap run`` has a ``--<key>`` flag for it."""
+    cli_choices: tuple[str, ...] | None = None
+    """The values ``vmsnap run`` accepts, when fewer than :attr:`choices`."""
+    required: bool = False
+    """``vmsnap run`` needs it."""
+    metavar: str | None = None
+
+    def __post_init__(self) -> None:
+        if not self.key:
+            object.__setattr__(self, "key", self.name)
+
+    @property
+    def flag(self) -> str:
+        return "--" + self.key.replace("_", "-")
+
+    @property
+    def default(self) -> Any:
+        return getattr(Settings(), self.name)
+
+
+def _bool(value: str) -> bool:
+    lowered = value.strip().lower()
+    if lowered in ("1", "true", "yes", "on"):
+        return True
+    if lowered in ("0", "false", "no", "off", ""):
+        return False
+    raise ValueError(value)
+
+
+FIELDS: tuple[Field, ...] = (
+    Field(
+        "config",
+        "path of the VMSnapshotScriptPluginConfig.json to prove",
+        Path,
+        required=True,
+        metavar="PATH",
+    ),
+    Field(
+        "pre",
+        "local pre-script, installed at the config's preScriptLocation (vmsnap run without "
+        "it: the config's location on this machine)",
+        Path,
+        metavar="PATH",
+    ),
+    Field(
+        "post",
+        "local post-script, installed at the config's postScriptLocation (vmsnap run without "
+        "it: the config's location on this machine)",
+        Path,
+        metavar="PATH",
+    ),
+    Field("app", "application under test", choices=App, required=True),
+    Field(
+        "vm",
+        "stand-in VM kind: host (namespaces) or container",
+        choices=VmKind,
+        cli_choices=(VmKind.HOST, VmKind.CONTAINER),
+    ),
+    Field("disks", "number of disks of the stand-in VM (1..4)", int, metavar="N"),
+    Field("fs", "file system of the disks", choices=Fs),
+    Field("snapshot", "snapshot backend", choices=Backend),
+    Field(
+        "profile",
+        "framework fidelity: extension (what the code does) or documented (what the docs say)",
+        choices=Profile,
+    ),
+    Field(
+        "quiesce",
+        "what the scripts claim: lock (writes must block while quiesced), flush, none",
+        choices=Quiesce,
+    ),
+    Field(
+        "pacing",
+        "faithful (the extension's poll waits) or prompt (exits noticed at once)",
+        choices=Pacing,
+    ),
+    Field(
+        "skew_s",
+        "seconds between the snapshots of consecutive disks",
+        float,
+        key="skew",
+        plugin=False,
+        metavar="S",
+    ),
+    Field("owner", "owner of the installed files (default root)", metavar="USER"),
+    Field(
+        "baseline",
+        "crash-consistent baseline: the same snapshot with no scripts and no freeze",
+        _bool,
+        plugin=False,
+    ),
+    Field(
+        "workload_seconds",
+        "seconds of recorded load before the cycle starts",
+        float,
+        plugin=False,
+        metavar="S",
+    ),
+    Field(
+        "snapshot_order",
+        "layout: disks snapshotted in the application's layout order; reverse: last first",
+        choices=SnapshotOrder,
+        plugin=False,
+        cli=False,
+    ),
+    Field(
+        "report_dir",
+        "directory for per-cycle JSON and the HTML report",
+        Path,
+        key="report",
+        metavar="DIR",
+    ),
+)
+BY_NAME = {f.name: f for f in FIELDS}
+
+ALIASES = {"kind": "vm", "report": "report_dir"}
+"""Argument names of the fixtures and the marker that differ from the field names."""
+
+
+def read_values(values: Mapping[str, object], *, base_dir: Path, where: str) -> dict[str, Any]:
+    """``values`` as :class:`Settings` fields: names through :data:`ALIASES`, strings
+    converted by each field's type, relative paths resolved against ``base_dir``; None is
+    left as None. :class:`SettingsError` names ``where`` and the offending setting."""
+    out: dict[str, Any] = {}
+    for key, value in values.items():
+        name = ALIASES.get(key, key)
+        f = BY_NAME.get(name)
+        if f is None:
+            known = sorted({x.name for x in FIELDS} - set(ALIASES.values()) | set(ALIASES))
+            raise SettingsError(
+                f"{where}: unknown vmsnap setting {key!r} (known: {', '.join(known)})"
+            )
+        out[name] = None if value is None else _convert(f, value, base_dir, where)
+    return out
+
+
+def _convert(f: Field, value: object, base_dir: Path, where: str) -> Any:
+    if f.parse is Path:
+        return (base_dir / Path(str(value))).resolve()
+    if f.parse in (int, float) and isinstance(value, (str, int, float)):
+        try:
+            return f.parse(value)
+        except ValueError:
+            kind = "a whole number" if f.parse is int else "a number"
+            raise SettingsError(f"{where}: {f.key} must be {kind}, not {value!r}") from None
+    if f.parse is _bool and isinstance(value, str):
+        try:
+            return _bool(value)
+        except ValueError:
+            raise SettingsError(f"{where}: {f.key} must be true or false, not {value!r}") from None
+    return value

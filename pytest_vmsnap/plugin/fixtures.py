@@ -37,48 +37,28 @@ if TYPE_CHECKING:
     from ..cycle.result import RunResult
     from ..settings import Settings
 
-ALIASES = {"kind": "vm", "report": "report_dir"}
-"""Argument names that differ from the Settings fields."""
-PATH_FIELDS = ("config", "pre", "post", "report_dir")
-NUMBERS = {"disks": int, "workload_seconds": float, "skew_s": float}
-
 
 def resolve_settings(
-    base: Settings, node: pytest.Item | None, overrides: dict[str, Any], where: str
+    base: Settings, node: pytest.Item | None, overrides: Mapping[str, Any], where: str
 ) -> Settings:
     """``base`` changed by the ``vmsnap`` markers on ``node`` (closest wins), then by
-    ``overrides`` (the factory's arguments)."""
+    ``overrides`` (the factory's arguments); a bad name or value fails the test in one line."""
+    __tracebackhide__ = True
+    from ..settings import SettingsError, read_values
+
     changes: dict[str, Any] = {}
-    if node is not None:
-        rootdir = Path(node.config.rootpath)
-        for mark in reversed(list(node.iter_markers("vmsnap"))):
+    rootdir = Path(node.config.rootpath) if node is not None else Path.cwd()
+    try:
+        for mark in reversed(list(node.iter_markers("vmsnap")) if node is not None else []):
             if mark.args:
-                raise TypeError(
+                raise SettingsError(
                     f"@pytest.mark.vmsnap takes keyword arguments only, not {mark.args!r}"
                 )
-            changes.update(_normalise(mark.kwargs, "@pytest.mark.vmsnap", rootdir))
-    else:
-        rootdir = Path.cwd()
-    changes.update(_normalise(overrides, where, rootdir))
+            changes.update(read_values(mark.kwargs, base_dir=rootdir, where="@pytest.mark.vmsnap"))
+        changes.update(read_values(overrides, base_dir=rootdir, where=where))
+    except SettingsError as err:
+        pytest.fail(str(err), pytrace=False)
     return base.with_(**changes)
-
-
-def _normalise(values: Mapping[str, Any], where: str, rootdir: Path) -> dict[str, Any]:
-    from ..settings import Settings
-
-    known = {f.name for f in dataclasses.fields(Settings)} - {"extra"}
-    out: dict[str, Any] = {}
-    for key, value in values.items():
-        name = ALIASES.get(key, key)
-        if name not in known:
-            choices = ", ".join(sorted((known - set(ALIASES.values())) | set(ALIASES)))
-            raise TypeError(f"{where}: unknown vmsnap setting {key!r} (known: {choices})")
-        if value is not None and name in PATH_FIELDS:
-            value = (rootdir / Path(value)).resolve()
-        elif value is not None and name in NUMBERS:
-            value = NUMBERS[name](value)
-        out[name] = value
-    return out
 
 
 def _fail_on_problems(settings: Settings, where: str, *, need_config: bool) -> None:
@@ -143,7 +123,7 @@ class VmHandle:
 @pytest.fixture(scope="session")
 def vmsnap_settings(pytestconfig: pytest.Config) -> Settings:
     """The vmsnap settings of this run: command-line options over ini keys."""
-    from .hooks import settings_from
+    from .options import settings_from
 
     return settings_from(pytestconfig)
 
@@ -207,7 +187,7 @@ def vmsnap_cycle(
         __tracebackhide__ = True
         nonlocal count
         from ..cycle import run as cycle_run
-        from .hooks import record_run
+        from .reporter import record_run
 
         settings = resolve_settings(vmsnap_settings, request.node, overrides, "vmsnap_cycle()")
         _fail_on_problems(settings, "vmsnap_cycle()", need_config=True)

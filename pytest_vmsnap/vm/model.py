@@ -7,7 +7,6 @@ from pathlib import Path
 from typing import Literal
 
 FsType = Literal["ext4", "xfs", "btrfs"]
-FS_TYPES: tuple[str, ...] = ("ext4", "xfs", "btrfs")
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,87 @@
+"""The one settings schema: every face reads the same fields, names and conversions."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+from typing import get_args
+
+import pytest
+
+from pytest_vmsnap.cli import build_parser
+from pytest_vmsnap.framework.profiles import PROFILES
+from pytest_vmsnap.settings import (
+    FIELDS,
+    Fs,
+    Profile,
+    Settings,
+    SettingsError,
+    read_values,
+)
+from pytest_vmsnap.vm.model import FsType
+
+
+def test_every_settings_field_has_one_schema_entry() -> None:
+    names = [f.name for f in FIELDS]
+    assert len(names) == len(set(names))
+    assert set(names) == {f.name for f in dataclasses.fields(Settings)} - {"extra"}
+
+
+def test_choices_agree_with_the_layers_that_use_them() -> None:
+    assert set(Profile.values()) == set(PROFILES)
+    assert set(Fs.values()) == set(get_args(FsType))
+
+
+def test_read_values_converts_names_paths_and_numbers(tmp_path: Path) -> None:
+    got = read_values(
+        {"kind": "container", "report": "out", "config": "c.json", "disks": "2", "skew_s": 1},
+        base_dir=tmp_path,
+        where="here",
+    )
+    assert got == {
+        "vm": "container",
+        "report_dir": tmp_path / "out",
+        "config": tmp_path / "c.json",
+        "disks": 2,
+        "skew_s": 1.0,
+    }
+    assert read_values({"baseline": "yes", "pre": None}, base_dir=tmp_path, where="x") == {
+        "baseline": True,
+        "pre": None,
+    }
+
+
+@pytest.mark.parametrize(
+    ("values", "message"),
+    [
+        ({"colour": "red"}, "here: unknown vmsnap setting 'colour' (known: app, baseline,"),
+        ({"disks": "two"}, "here: disks must be a whole number, not 'two'"),
+        ({"skew_s": "soon"}, "here: skew must be a number, not 'soon'"),
+        ({"baseline": "maybe"}, "here: baseline must be true or false, not 'maybe'"),
+    ],
+)
+def test_read_values_names_what_is_wrong(values: dict[str, object], message: str) -> None:
+    with pytest.raises(SettingsError) as err:
+        read_values(values, base_dir=Path("/"), where="here")
+    assert str(err.value).startswith(message)
+
+
+def test_problems_check_every_choice() -> None:
+    s = Settings(config=Path(__file__), app="oracle", snapshot_order="random")
+    assert s.problems() == [
+        "app 'oracle' is not one of sqlite, postgres, mariadb, redis",
+        "snapshot_order 'random' is not one of layout, reverse",
+    ]
+
+
+def test_vmsnap_run_has_a_flag_for_every_cli_field() -> None:
+    run = build_parser()._subparsers._group_actions[0].choices["run"]  # type: ignore[union-attr]
+    flags = {s for a in run._actions for s in a.option_strings}
+    assert {f.flag for f in FIELDS if f.cli} <= flags
+    assert {f.flag for f in FIELDS if not f.cli}.isdisjoint(flags)
+
+
+def test_settings_from_mapping_starts_from_a_base(tmp_path: Path) -> None:
+    base = Settings(app="postgres", disks=2)
+    got = Settings.from_mapping({"fs": "xfs"}, base_dir=tmp_path, base=base)
+    assert (got.app, got.disks, got.fs) == ("postgres", 2, "xfs")
