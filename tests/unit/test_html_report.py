@@ -13,7 +13,8 @@ from typing import Any
 import pytest
 
 from pytest_vmsnap.framework import codes
-from pytest_vmsnap.report.html import BAD_COLOR, OK_COLOR, render_html, write_html
+from pytest_vmsnap.report.html import render_html, write_html
+from pytest_vmsnap.report.html.format import BAD_COLOR, OK_COLOR
 
 DATA = Path(__file__).parent / "data"
 SAMPLES = {
@@ -258,12 +259,12 @@ def test_minimal_empty_and_malformed_runs(tmp_path: Path) -> None:
 def test_a_record_that_breaks_the_renderer_still_gets_a_card(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    from pytest_vmsnap.report import html as html_report
+    from pytest_vmsnap.report.html import page
 
     def broken(*args: Any) -> str:
         raise ValueError("<boom>")
 
-    monkeypatch.setattr(html_report, "_card", broken)
+    monkeypatch.setattr(page, "_card", broken)
     page = render_html({"x": {"verdict": "crash-consistent", "error": "<e>"}})
     check(page)
     assert "could not be shown: ValueError: &lt;boom&gt;" in page
