@@ -9,7 +9,7 @@ Measured, in this order:
   machine, a cache hit otherwise) and a second call (always a cache hit);
 - one command inside each kind of VM (``vm.run(["true"])``: ``docker exec`` against
   ``nsenter``), median of 20;
-- the full cycle (``harness.run``: provision under load, the framework cycle with the real
+- the full cycle (``cycle.run.run``: provision under load, the framework cycle with the real
   freeze, snapshot, restore into a new VM, oracle) for each kind, ``--runs`` times, alternating
   host and container; medians of the wall time and of the harness's own phase timings.
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -100,6 +101,9 @@ def _add_run(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         if f.cli:
             _add_field(parser, f)
     parser.add_argument("--json", type=Path, metavar="FILE", help="write the result as JSON")
+    parser.add_argument(
+        "-v", "--verbose", action="store_true", help="say what the harness does as it goes"
+    )
     parser.set_defaults(func=_cmd_run)
 
 
@@ -231,6 +235,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         args = parser.parse_args(argv)
     except SystemExit as exc:  # argparse exits 2 on a usage error and 0 after --help
         return exc.code if isinstance(exc.code, int) else EXIT_USAGE
+    _log_to_stderr(verbose=bool(getattr(args, "verbose", False)))
     handler = getattr(args, "func", None)
     if handler is None:
         parser.print_usage(sys.stderr)
@@ -245,6 +250,18 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise
         print("vmsnap: terminated; what the run had made was released", file=sys.stderr)
         return 143
+
+
+def _log_to_stderr(*, verbose: bool) -> None:
+    """The harness's own log records, one line each on stderr: warnings always, what it does
+    with ``-v`` (other libraries' records are left to their defaults)."""
+    logger = logging.getLogger("pytest_vmsnap")
+    if not logger.handlers:
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("vmsnap: %(message)s"))
+        logger.addHandler(handler)
+        logger.propagate = False
+    logger.setLevel(logging.INFO if verbose else logging.WARNING)
 
 
 def _usage_error(message: str) -> int:

@@ -73,7 +73,7 @@ def testbed(
         pool_fs: Literal["xfs", "btrfs"] = "btrfs" if settings.snapshot == "btrfs" else "xfs"
         pool = vmdisks.Pool.open(names.vmsnap_home(), tag, fs=pool_fs)
         # The owner record (made by Pool.open) goes last, once everything of the tag is gone.
-        own.callback(release_registered, names.owner_file(names.vmsnap_home(), tag))
+        own.callback(vmdisks.release_path, names.owner_file(names.vmsnap_home(), tag))
         own.callback(pool.close)
         backend = snapshot.select_backend(settings.snapshot, pool.path)
         workdir = pool.path / f"{tag}-run"
@@ -89,7 +89,7 @@ def testbed(
         source_disks = []
         for spec in app.layout(settings.disks, settings.fs):
             disk = vmdisks.create_disk(disk_dir, tag, name, spec)
-            own.callback(release_registered, disk.image)
+            own.callback(vmdisks.release_path, disk.image)
             vmdisks.attach(disk)
             own.callback(vmdisks.detach, disk)
             source_disks.append(disk)
@@ -151,10 +151,3 @@ def new_vm(
     vm.start()
     stack.callback(vm.stop)
     return vm
-
-
-def release_registered(path: Path) -> None:
-    """Release (delete) the file this process registered at ``path``: a disk image or the
-    tag's owner record (cleanup then has nothing to protect)."""
-    mine = [r for r in vmdisks.registered() if r.path == str(path)]
-    vmdisks.REGISTRY.release(mine)

@@ -219,6 +219,12 @@ def registered() -> list[Resource]:
     return REGISTRY.items()
 
 
+def release_path(path: str | os.PathLike[str]) -> list[str]:
+    """Release what this process registered at ``path`` (an image, a file such as an owner
+    record); the actions taken."""
+    return REGISTRY.release([r for r in REGISTRY.items() if r.path == str(path)])
+
+
 def _release_one(res: Resource) -> list[str]:
     if res.kind == "mount":
         return _umount(res.path)

@@ -1,4 +1,4 @@
-"""End to end: harness.run with vm="container" gives the same verdict as the host stand-in.
+"""End to end: cycle.run.run with vm="container" gives the same verdict as the host stand-in.
 
 The sample scripts run unchanged in both. Each case runs the full cycle twice (container and
 host): provision under load, the framework cycle inside the VM with the real freeze guard, a

@@ -1,6 +1,6 @@
 """Each application's correct sample pre/post pair, through the whole cycle: application-consistent.
 
-One full ``harness.run`` per application (SQLite, PostgreSQL 15, MariaDB 10.11, Redis 7): a
+One full ``cycle.run.run`` per application (SQLite, PostgreSQL 15, MariaDB 10.11, Redis 7): a
 stand-in VM on loop disks in the reflink pool, the real database provisioned and written to by
 the recorded workload, the framework cycle with the real freeze and snapshot, a restore into a
 fresh VM and the oracle's verdict. Prompt pacing keeps each cycle to seconds.

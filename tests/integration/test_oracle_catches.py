@@ -1,6 +1,6 @@
 """The oracle can fail: broken quiesce set-ups get a verdict below application-consistent.
 
-Each case runs full cycles (``harness.run``: real database, recorded workload, framework cycle,
+Each case runs full cycles (``cycle.run.run``: real database, recorded workload, framework cycle,
 snapshot, restore, oracle) until one is judged below ``application-consistent``, at most
 ``TRIALS`` times, and asserts that it happened. The evidence of every trial (verdict, reasons,
 the oracle record) is printed, and the failing trial's evidence is in the assertion message.

@@ -1,7 +1,7 @@
 """The pytest plugin, driven through ``pytester``: collection, settings, usage errors, reports,
 summary (also under pytest-xdist), and the user fixtures with a canned cycle (no VM, no root).
 
-Projects that need cycle results get a conftest that replaces ``harness.run`` (and the
+Projects that need cycle results get a conftest that replaces ``cycle.run.run`` (and the
 battery's reference to it) by a canned RunResult; ``CANNED_VERDICT`` picks the verdict.
 """
 
