@@ -21,6 +21,7 @@ import time
 from typing import Any
 
 from ..linux import run, thaw
+from .vminit import stop_on_signals
 
 CONTROLLER_LOCK = "/.vmsnap/controller.lock"
 """Inside the VM: the lock file the controller holds while it lives."""
@@ -69,13 +70,7 @@ def init_main(spec_json: str) -> int:
     """PID 1 of a container stand-in: build, print READY, wait, then shut down cleanly."""
     spec = json.loads(spec_json)
     targets = [m["target"] for m in spec.get("mounts", [])]
-    stop = threading.Event()
-
-    def on_signal(signum: int, frame: object) -> None:
-        stop.set()
-
-    for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
-        signal.signal(sig, on_signal)
+    stop = stop_on_signals()
 
     def watch_controller() -> None:
         # The controller holds an exclusive flock on this file while it lives (the host's

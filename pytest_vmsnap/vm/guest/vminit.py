@@ -92,10 +92,8 @@ def build(spec: dict) -> None:
         os.environ["VMSNAP_VM"] = spec["hostname"]
 
 
-def main(argv: list[str] | None = None) -> int:
-    argv = sys.argv[1:] if argv is None else argv
-    spec = json.loads(argv[0])
-    mounts = [m["target"] for m in spec.get("mounts", [])]
+def stop_on_signals() -> threading.Event:
+    """An event set by SIGTERM, SIGINT or SIGHUP: how a VM's PID 1 is asked to end."""
     stop = threading.Event()
 
     def on_signal(signum: int, frame: object) -> None:
@@ -103,6 +101,14 @@ def main(argv: list[str] | None = None) -> int:
 
     for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
         signal.signal(sig, on_signal)
+    return stop
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    spec = json.loads(argv[0])
+    mounts = [m["target"] for m in spec.get("mounts", [])]
+    stop = stop_on_signals()
 
     def watch_stdin() -> None:
         # EOF on stdin: the controller is gone (crashed, killed) or closed it on purpose.
