@@ -3,7 +3,7 @@
 This is what ``vmsnap run`` and every ``pytest --vmsnap`` cycle item call. The cycle is a row
 of phase functions over one small state (:class:`_Cycle`):
 
-- build: :func:`~.testbed.testbed` (disks in a reflink pool, the VM, the user's files at their
+- build: :func:`~.testbed.build` (disks in a reflink pool, the VM, the user's files at their
   real paths, the application provisioned);
 - load: the recorded workload starts and the framework agent starts beside it;
 - drive: the framework cycle runs inside the VM (real freeze through the guard, the snapshot
@@ -42,13 +42,14 @@ from ..vm import snapshot
 from ..vm.base import StandIn
 from ..vm.errors import VmError
 from ..vm.forkserver import Call
+from . import testbed
 from .baseline import baseline_cycle
 from .driver import Agent, DrivenCycle, drive_cycle
 from .protocol import AgentOptions, CycleRecord, FreezeOptions, Pacing, snapshot_from_dict
 from .result import LIVENESS_BOUND_S, RunResult
 from .signals import sigterm_unwinds
 from .stage import stage
-from .testbed import Testbed, new_vm, testbed
+from .testbed import Testbed, new_vm
 
 log = logging.getLogger(__name__)
 
@@ -158,7 +159,7 @@ class _Cycle:
 def _run_vm(settings: Settings, result: RunResult, hooks: Hooks) -> None:
     # Two stacks, the testbed's outside: released in the same order as one stack would.
     with (
-        testbed(settings, "source", timings=result.timings) as bed,
+        testbed.build(settings, "source", timings=result.timings) as bed,
         contextlib.ExitStack() as stack,
     ):
         result.tag = bed.tag

@@ -11,12 +11,13 @@ from __future__ import annotations
 import json
 import os
 import pwd
-import shutil
+import stat
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..framework.checks import DEFAULT_EXTENSION_DIR, resolve
 from ..framework.config import PLUGIN_CONFIG
+from ..vm import linux
 
 
 class StageError(ValueError):
@@ -46,22 +47,32 @@ def read_locations(config: Path) -> tuple[str | None, str | None]:
     return (pre if isinstance(pre, str) else None, post if isinstance(post, str) else None)
 
 
+@dataclass(frozen=True)
+class Containment:
+    """Where writes may land in a running stand-in VM: the mounts whose writes stay inside it
+    (its overlays, private tmpfs and disks), as mount points seen by the VM's PID ``pid``."""
+
+    pid: int
+    private: tuple[str, ...]
+
+
 def stage(
     root: Path | str,
     config: Path | str,
     pre: Path | str | None = None,
     post: Path | str | None = None,
     owner: str | None = None,
-    private: list[str] | None = None,
+    containment: Containment | None = None,
 ) -> Staged:
     """Install ``config`` (and ``pre``/``post`` when given) into the machine rooted at ``root``.
 
-    ``private``: the machine's directories whose writes stay in it (a stand-in VM's overlays
-    and disks); a script location outside them is refused rather than written to this host.
+    Every path is resolved inside ``root``, as the VM would resolve it: ``..`` and absolute
+    symlinks never leave it (``openat2`` with ``RESOLVE_IN_ROOT``). With ``containment`` a
+    location on a mount that is not one of the VM's private mounts (a host directory bound
+    into it, a host directory not overlaid) is refused rather than written to this host.
     """
     root, config = Path(root), Path(config)
-    if not config.is_file():
-        raise StageError(f"config file {config} does not exist")
+    _check_source(config, "config")
     uid = gid = 0
     if owner:
         try:
@@ -69,39 +80,151 @@ def stage(
         except KeyError:
             raise StageError(f"owner {owner!r} is not a user on this machine") from None
         uid, gid = entry.pw_uid, entry.pw_gid
-    target = resolve(root, PLUGIN_CONFIG)
-    _install(config, target, uid, gid)
-    staged = Staged(root=root, config=target)
-    pre_loc, post_loc = read_locations(config)
-    staged.pre_location, staged.post_location = pre_loc, post_loc
-    for which, src, loc in (("pre", pre, pre_loc), ("post", post, post_loc)):
-        if src is None:
-            continue
-        src = Path(src)
-        if not src.is_file():
-            raise StageError(f"{which}-script {src} does not exist")
-        if not loc:
-            raise StageError(f"the config has no usable {which}ScriptLocation to install {src} at")
-        if private is not None and not _inside(loc, private):
-            raise StageError(
-                f"{which}ScriptLocation {loc} is outside the stand-in VM's private directories "
-                f"({', '.join(private)}): installing it would write to this host; keep scripts "
-                "under /etc/azure, /opt, /usr/local or /root"
-            )
-        _install(src, resolve(root, loc), uid, gid)
+    root.mkdir(parents=True, exist_ok=True)  # a machine root of our own (lint, directory VM)
+    root_fd = os.open(root, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        _install(config, root_fd, PLUGIN_CONFIG, uid, gid, containment)
+        staged = Staged(root=root, config=resolve(root, PLUGIN_CONFIG))
+        pre_loc, post_loc = read_locations(config)
+        staged.pre_location, staged.post_location = pre_loc, post_loc
+        for which, src, loc in (("pre", pre, pre_loc), ("post", post, post_loc)):
+            if src is None:
+                continue
+            _check_source(Path(src), f"{which}-script")
+            if not loc:
+                raise StageError(f"cannot install {src}: {_why_no_location(config, which)}")
+            _install(Path(src), root_fd, loc, uid, gid, containment)
+    finally:
+        os.close(root_fd)
     return staged
 
 
-def _inside(location: str, dirs: list[str]) -> bool:
+def _check_source(path: Path, what: str) -> None:
+    if path.is_dir():
+        raise StageError(f"{what} {path} is a directory, not a file")
+    if not path.is_file():
+        raise StageError(f"{what} {path} does not exist")
+
+
+def _why_no_location(config: Path, which: str) -> str:
+    """Why the config names no usable ``<which>ScriptLocation``, in the user's terms."""
+    key = f"{which}ScriptLocation"
+    try:
+        data = json.loads(config.read_bytes().decode("utf-8"))
+    except UnicodeDecodeError as err:
+        return f"the config is not UTF-8 text (byte {err.start}), so it names no {key}"
+    except ValueError as err:
+        return f"the config is not valid JSON ({err}), so it names no {key}"
+    except OSError as err:
+        return f"the config cannot be read ({err.strerror})"
+    if not isinstance(data, dict):
+        return f"the config is a JSON {type(data).__name__}, not an object with a {key}"
+    if key not in data:
+        return f"the config has no {key}"
+    return f"the config's {key} is {data[key]!r}, not a path"
+
+
+def _install(
+    src: Path, root_fd: int, location: str, uid: int, gid: int, containment: Containment | None
+) -> None:
+    """Copy ``src`` to ``location`` inside the root (mode kept, owned by uid:gid)."""
     path = os.path.normpath(os.path.join(DEFAULT_EXTENSION_DIR, location))
-    return any(path == d or path.startswith(d.rstrip("/") + "/") for d in dirs)
+    parent, name = os.path.split(path)
+    if name in ("", ".", ".."):
+        raise StageError(f"{location} is a directory in the VM, not a file to install")
+    dir_fd = _make_dirs(root_fd, parent, location, containment)
+    try:
+        if containment is not None:
+            _check_private(dir_fd, location, containment)
+        try:
+            os.unlink(name, dir_fd=dir_fd)
+        except FileNotFoundError:
+            pass
+        except (IsADirectoryError, PermissionError) as err:
+            # unlink(2) of a directory fails with EISDIR, or EPERM on some file systems.
+            if _is_dir(dir_fd, name):
+                raise StageError(
+                    f"{location} is a directory in the VM, not a file to install"
+                ) from None
+            raise StageError(f"cannot replace {location} in the VM: {err.strerror}") from None
+        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+        fd = os.open(name, flags, 0o600, dir_fd=dir_fd)
+        try:
+            with open(src, "rb") as data:
+                while chunk := data.read(1 << 20):
+                    os.write(fd, chunk)
+            os.fchmod(fd, src.stat().st_mode & 0o7777)
+            if os.geteuid() == 0:
+                os.fchown(fd, uid, gid)
+        finally:
+            os.close(fd)
+    finally:
+        os.close(dir_fd)
 
 
-def _install(src: Path, dst: Path, uid: int, gid: int) -> None:
-    dst.parent.mkdir(parents=True, exist_ok=True)
-    if dst.exists() or dst.is_symlink():
-        dst.unlink()
-    shutil.copyfile(src, dst)
-    os.chmod(dst, src.stat().st_mode & 0o7777)
-    if os.geteuid() == 0:
-        os.chown(dst, uid, gid)
+def _is_dir(dir_fd: int, name: str) -> bool:
+    try:
+        return stat.S_ISDIR(os.stat(name, dir_fd=dir_fd, follow_symlinks=False).st_mode)
+    except OSError:
+        return False
+
+
+def _make_dirs(
+    root_fd: int, parent: str, location: str, containment: Containment | None, hops: int = 0
+) -> int:
+    """An ``O_PATH`` descriptor of ``parent`` inside the root, made as ``mkdir -p`` would make
+    it; every step is resolved inside the root, and nothing is made on a shared mount. A
+    symlink on the way whose target is missing leads to that target, made inside the root."""
+    parts = [p for p in parent.split("/") if p]
+    for i in range(len(parts) + 1):
+        sub = "/".join(parts[:i]) or "."
+        try:
+            fd = linux.openat2(root_fd, sub, _DIR, resolve=_IN_ROOT)
+        except FileNotFoundError:
+            above = linux.openat2(root_fd, "/".join(parts[: i - 1]) or ".", _DIR, resolve=_IN_ROOT)
+            try:
+                link = _readlink(above, parts[i - 1])
+                if link is not None and hops < 40:  # the kernel's own limit (ELOOP)
+                    here = "/" + "/".join(parts[: i - 1])
+                    target = os.path.normpath(os.path.join(here, link, *parts[i:]))
+                    return _make_dirs(root_fd, target, location, containment, hops + 1)
+                if containment is not None:
+                    _check_private(above, location, containment)
+                os.mkdir(parts[i - 1], 0o755, dir_fd=above)
+            except OSError as err:
+                raise StageError(
+                    f"cannot create {'/' + sub} in the VM for {location}: {err.strerror}"
+                ) from None
+            finally:
+                os.close(above)
+            fd = linux.openat2(root_fd, sub, _DIR, resolve=_IN_ROOT)
+        except NotADirectoryError:
+            raise StageError(f"{location}: /{sub} is a file in the VM, not a directory") from None
+        if i < len(parts):
+            os.close(fd)
+        else:
+            return fd
+    raise AssertionError("unreachable")
+
+
+def _readlink(dir_fd: int, name: str) -> str | None:
+    try:
+        return os.readlink(name, dir_fd=dir_fd)
+    except OSError:
+        return None
+
+
+def _check_private(dir_fd: int, location: str, containment: Containment) -> None:
+    """Refuse a directory whose mount is not one of the VM's private mounts."""
+    mounts = {m.mount_id: m.target for m in linux.read_mounts(containment.pid)}
+    where = mounts.get(linux.mount_id(dir_fd))
+    if where not in containment.private:
+        raise StageError(
+            f"{location} is on {where or 'a mount of this host'}, which the stand-in VM "
+            "shares with this host: installing it there would write to this host; keep "
+            "scripts under /etc/azure, /opt, /usr/local or /root"
+        )
+
+
+_DIR = os.O_PATH | os.O_DIRECTORY
+_IN_ROOT = linux.RESOLVE_IN_ROOT | linux.RESOLVE_NO_MAGICLINKS

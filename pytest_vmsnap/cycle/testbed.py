@@ -1,6 +1,6 @@
 """The one stand-in builder: pool, disks, VM, the user's files, the application running.
 
-:func:`testbed` is what a cycle's source VM and the ``vmsnap_vm`` fixture are made with;
+:func:`build` is what a cycle's source VM and the ``vmsnap_vm`` fixture are made with;
 :func:`new_vm` makes a VM of the configured kind on given disks (the restored VM too).
 Everything is released in reverse order on exit, whatever happened.
 """
@@ -24,7 +24,7 @@ from ..vm import disks as vmdisks
 from ..vm import names, snapshot
 from ..vm.base import StandIn
 from ..vm.model import Disk
-from .stage import stage
+from .stage import Containment, stage
 
 log = logging.getLogger(__name__)
 
@@ -52,7 +52,7 @@ class Testbed:
 
 
 @contextlib.contextmanager
-def testbed(
+def build(
     settings: Settings,
     name: str = "source",
     *,
@@ -101,13 +101,14 @@ def testbed(
         log.info("VM %s of %s built in %.2f s", name, tag, timings["vm_build_s"])
 
         if settings.config is not None:
+            assert vm.pid is not None
             stage(
                 vm.path("/"),
                 settings.config,
                 settings.pre,
                 settings.post,
                 settings.owner,
-                private=getattr(vm, "private_dirs", None),
+                Containment(vm.pid, tuple(vm.private_dirs)),
             )
         t = time.monotonic()
         app.provision(vm)

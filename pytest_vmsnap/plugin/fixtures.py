@@ -153,10 +153,10 @@ def vmsnap_vm(
             )
         if os.geteuid() != 0:
             pytest.skip("vmsnap_vm needs root (loop devices, mounts, namespaces)")
-        from ..cycle.testbed import testbed
+        from ..cycle import testbed
 
         count += 1
-        si = stack.enter_context(testbed(settings, f"vm{count}"))
+        si = stack.enter_context(testbed.build(settings, f"vm{count}"))
         handle = VmHandle(si.vm, si.app, settings, si.tag, si.disks, si.versions)
         stack.callback(handle._close_clients)
         return handle

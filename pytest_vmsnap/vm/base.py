@@ -74,6 +74,13 @@ class StandIn:
         """Start a command inside the VM without waiting for it."""
         raise NotImplementedError
 
+    @property
+    def private_dirs(self) -> list[str]:
+        """The mount points, inside the VM, of the mounts whose writes stay in the VM (its own
+        root or overlays, its private ``/tmp`` and ``/run``, its disks); everything else it
+        sees is shared with this host."""
+        raise NotImplementedError
+
     def warm(self, *modules: str) -> None:
         """Start the VM's fork server now with ``modules`` imported, so later :meth:`call`
         and :meth:`submit` skip the interpreter start (no-op if it runs already)."""

@@ -101,6 +101,48 @@ def reflink(src_fd: int, dst_fd: int) -> None:
     fcntl.ioctl(dst_fd, FICLONE, src_fd)
 
 
+# --- paths resolved inside a root -----------------------------------------------------------
+
+# <linux/openat2.h>
+RESOLVE_NO_MAGICLINKS = 0x02
+RESOLVE_IN_ROOT = 0x10
+_SYS_OPENAT2 = 437  # the same number on every architecture (the generic syscall table)
+
+
+def openat2(dirfd: int, path: str, flags: int, mode: int = 0, resolve: int = 0) -> int:
+    """``openat2(2)``: open ``path`` relative to ``dirfd`` under the ``resolve`` rules; with
+    ``RESOLVE_IN_ROOT`` every ``..`` and absolute symlink stays inside ``dirfd``, as if it
+    were ``/`` (what a process chrooted there would see). OSError on failure."""
+    import ctypes  # only here: the VM's init and the freeze guard never need it
+
+    class OpenHow(ctypes.Structure):
+        _fields_ = [
+            ("flags", ctypes.c_uint64),
+            ("mode", ctypes.c_uint64),
+            ("resolve", ctypes.c_uint64),
+        ]
+
+    how = OpenHow(flags | os.O_CLOEXEC, mode, resolve)
+    libc = ctypes.CDLL(None, use_errno=True)
+    fd = int(
+        libc.syscall(_SYS_OPENAT2, dirfd, os.fsencode(path), ctypes.byref(how), ctypes.sizeof(how))
+    )
+    if fd < 0:
+        err = ctypes.get_errno()
+        raise OSError(err, os.strerror(err), path)
+    return fd
+
+
+def mount_id(fd: int) -> int:
+    """The id of the mount that holds the open file ``fd`` (the first field of a
+    mountinfo line names the same id)."""
+    for line in Path(f"/proc/self/fdinfo/{fd}").read_text().splitlines():
+        key, _, value = line.partition(":")
+        if key == "mnt_id":
+            return int(value)
+    raise OSError(f"no mnt_id for descriptor {fd}")
+
+
 # --- the mount table ------------------------------------------------------------------------
 
 
@@ -112,6 +154,7 @@ class MountEntry:
     source: str
     fstype: str
     majmin: str
+    mount_id: int = 0
 
 
 _ESCAPED = re.compile(r"\\([0-7]{3})")
@@ -133,7 +176,7 @@ def parse_mountinfo(text: str) -> list[MountEntry]:
         lf, rf = left.split(), right.split()
         if len(lf) < 5 or len(rf) < 2:
             continue
-        out.append(MountEntry(unescape(lf[4]), unescape(rf[1]), rf[0], lf[2]))
+        out.append(MountEntry(unescape(lf[4]), unescape(rf[1]), rf[0], lf[2], int(lf[0])))
     return out
 
 

@@ -32,7 +32,7 @@ def test_mountinfo_fields_and_escapes() -> None:
         "/srv/my dir",
     ]
     assert entries[1] == linux.MountEntry(
-        "/var/tmp/vmsnap/vmsnap-abc123-pool", "/dev/loop0", "xfs", "7:0"
+        "/var/tmp/vmsnap/vmsnap-abc123-pool", "/dev/loop0", "xfs", "7:0", 98
     )
     assert entries[2].fstype == "btrfs"
     assert entries[2].majmin == "0:52"  # btrfs: anonymous device number, not the loop's

@@ -21,7 +21,7 @@ MOUNTINFO = (
 def test_mountinfo_paths_are_unescaped_in_table_order() -> None:
     entries = linux.parse_mountinfo(MOUNTINFO)
     assert [m.target for m in entries] == ["/", "/var/lib/with space", "/mnt/tab\there"]
-    assert entries[1] == linux.MountEntry("/var/lib/with space", "/dev/loop3", "xfs", "7:3")
+    assert entries[1] == linux.MountEntry("/var/lib/with space", "/dev/loop3", "xfs", "7:3", 40)
 
 
 def test_fs_type_agrees_with_findmnt(tmp_path: Path) -> None:

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import pytest
 
-from pytest_vmsnap.cycle.stage import StageError, read_locations, stage
+from pytest_vmsnap.cycle.stage import Containment, StageError, read_locations, stage
 from pytest_vmsnap.vm.host import default_overlays
+from pytest_vmsnap.vm.linux import read_mounts
 
 
 def write_config(tmp_path: Path, pre: str, post: str, mode: int = 0o600) -> Path:
@@ -35,19 +37,100 @@ def test_files_land_at_their_locations_with_modes_kept(tmp_path: Path) -> None:
     assert staged.pre_location == "/etc/azure/pre.sh"
 
 
-def test_location_outside_private_dirs_is_refused(tmp_path: Path) -> None:
-    config = write_config(tmp_path, "/scripts/pre.sh", "/etc/azure/post.sh")
-    with pytest.raises(StageError, match="outside the stand-in VM's private directories"):
-        stage(
-            tmp_path / "root", config, script(tmp_path, "a.sh", 0o700), private=["/etc", "/var/lib"]
-        )
-    assert not (tmp_path / "root" / "scripts").exists()
-
-
 def test_relative_location_resolves_under_the_extension_dir(tmp_path: Path) -> None:
     config = write_config(tmp_path, "pre.sh", "post.sh")
-    stage(tmp_path / "root", config, script(tmp_path, "a.sh", 0o700), private=["/var/lib"])
+    stage(tmp_path / "root", config, script(tmp_path, "a.sh", 0o700))
     assert list((tmp_path / "root/var/lib/waagent").rglob("pre.sh"))
+
+
+def test_absolute_symlinks_resolve_inside_the_root_never_on_this_host(tmp_path: Path) -> None:
+    """A directory on the way that is an absolute symlink (as /usr/local/<x> -> /usr/local/
+    <x>-13.0 often is) leads to the same path inside the root, as it would in the VM."""
+    host = tmp_path / "host-dir"
+    host.mkdir()
+    (host / "pre.sh").write_text("host's own file\n")
+    root = tmp_path / "root"
+    (root / "usr/local").mkdir(parents=True)
+    (root / "usr/local/app").symlink_to(host)  # absolute: /tmp/.../host-dir
+    config = write_config(tmp_path, "/usr/local/app/pre.sh", "/etc/azure/post.sh")
+    stage(root, config, script(tmp_path, "a.sh", 0o700))
+    assert (host / "pre.sh").read_text() == "host's own file\n"  # untouched
+    inside = root / str(host).lstrip("/") / "pre.sh"
+    assert inside.read_text() == "exit 0\n" and inside.stat().st_mode & 0o777 == 0o700
+
+
+def test_dotdot_and_relative_symlinks_cannot_climb_out(tmp_path: Path) -> None:
+    root = tmp_path / "root"
+    (root / "opt").mkdir(parents=True)
+    (root / "opt/up").symlink_to("../../../../../../..")
+    config = write_config(tmp_path, "/opt/up/escaped.sh", "/../../../post.sh")
+    stage(root, config, script(tmp_path, "a.sh", 0o700), script(tmp_path, "b.sh", 0o700))
+    assert (root / "escaped.sh").is_file() and (root / "post.sh").is_file()
+    assert not (tmp_path / "escaped.sh").exists() and not (tmp_path / "post.sh").exists()
+
+
+def test_a_symlink_at_the_location_is_replaced_not_followed(tmp_path: Path) -> None:
+    victim = tmp_path / "victim"
+    victim.write_text("keep me\n")
+    victim.chmod(0o644)
+    root = tmp_path / "root"
+    (root / "etc/azure").mkdir(parents=True)
+    (root / "etc/azure/pre.sh").symlink_to(victim)
+    config = write_config(tmp_path, "/etc/azure/pre.sh", "/etc/azure/post.sh")
+    stage(root, config, script(tmp_path, "a.sh", 0o700))
+    assert victim.read_text() == "keep me\n" and victim.stat().st_mode & 0o777 == 0o644
+    placed = root / "etc/azure/pre.sh"
+    assert not placed.is_symlink() and placed.read_text() == "exit 0\n"
+
+
+def test_a_location_on_a_shared_mount_is_refused(tmp_path: Path) -> None:
+    """With containment, only the VM's private mounts take writes: here this process's own
+    mounts stand for the VM's, and the mount holding tmp_path is left out of the list."""
+    config = write_config(tmp_path, "/scripts/pre.sh", "/etc/azure/post.sh")
+    containment = Containment(os.getpid(), ("/nowhere",))
+    with pytest.raises(StageError, match="shares with this host"):
+        stage(tmp_path / "root", config, script(tmp_path, "a.sh", 0o700), containment=containment)
+    assert not (tmp_path / "root" / "etc").exists()  # nothing made on the shared mount
+
+
+def test_a_location_on_a_private_mount_is_installed(tmp_path: Path) -> None:
+    holder = max(
+        (m.target for m in read_mounts() if str(tmp_path).startswith(m.target.rstrip("/") + "/")),
+        key=len,
+    )
+    config = write_config(tmp_path, "/scripts/pre.sh", "/etc/azure/post.sh")
+    containment = Containment(os.getpid(), (holder,))
+    stage(tmp_path / "root", config, script(tmp_path, "a.sh", 0o700), containment=containment)
+    assert (tmp_path / "root/scripts/pre.sh").is_file()
+
+
+@pytest.mark.parametrize(
+    ("config_text", "message"),
+    [
+        ("{not json", r"the config is not valid JSON \(Expecting property name .*char 1\)\)"),
+        (b"\xff\xfe{}", r"the config is not UTF-8 text \(byte 0\)"),
+        ("[1, 2]", r"the config is a JSON list, not an object"),
+        ('{"preScriptLocation": 7}', r"the config's preScriptLocation is 7, not a path"),
+        ("{}", r"the config has no preScriptLocation"),
+    ],
+)
+def test_no_location_says_why(tmp_path: Path, config_text: str | bytes, message: str) -> None:
+    config = tmp_path / "c.json"
+    if isinstance(config_text, bytes):
+        config.write_bytes(config_text)
+    else:
+        config.write_text(config_text)
+    with pytest.raises(StageError, match=message):
+        stage(tmp_path / "root", config, script(tmp_path, "a.sh", 0o700))
+
+
+def test_directories_are_named_as_directories(tmp_path: Path) -> None:
+    config = write_config(tmp_path, "/etc", "/etc/azure/post.sh")
+    (tmp_path / "root/etc").mkdir(parents=True)
+    with pytest.raises(StageError, match="/etc is a directory in the VM"):
+        stage(tmp_path / "root", config, script(tmp_path, "a.sh", 0o700))
+    with pytest.raises(StageError, match=r"pre-script .* is a directory, not a file"):
+        stage(tmp_path / "root", config, tmp_path)
 
 
 def test_missing_and_unreadable_inputs(tmp_path: Path) -> None:

@@ -294,6 +294,12 @@ class ContainerVM(StandIn):
         cmd += ["-w", str(cwd or "/"), self.id, *argv]
         return cmd
 
+    @property
+    def private_dirs(self) -> list[str]:
+        """The container's own root (its writable layer), its tmpfs ``/tmp`` and ``/run``, its
+        disks; the package, the run directory and the lock are bound in from this host."""
+        return ["/", "/tmp", "/run", *(d.spec.mountpoint for d in self.disks)]
+
     def popen(self, argv: Sequence[str], **kwargs: Any) -> subprocess.Popen[Any]:
         """Start a process inside the VM (it dies with the VM). ``env`` entries named
         ``VMSNAP_*``/``PYTHON*`` and ``cwd`` are passed into the VM; stdin defaults to null."""
