@@ -10,7 +10,9 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import sys
+import tempfile
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -148,6 +150,10 @@ def _cmd_run(args: argparse.Namespace) -> int:
     except SettingsError as err:
         return _usage_error(str(err))
     problems = settings.problems()
+    problems += _output_problems(args.json, "--json", want_dir=False)
+    problems += _output_problems(settings.report_dir, "--report", want_dir=True)
+    if settings.vm == "container" and os.geteuid() != 0:
+        problems.append("--vm container needs root (loop devices for the VM's disks)")
     if problems:
         return _usage_error("run: " + "; ".join(problems))
     result = run(settings).to_dict()
@@ -156,15 +162,40 @@ def _cmd_run(args: argparse.Namespace) -> int:
         print(f"  {reason}")
     if result["error"]:
         print(f"  harness: {result['error']}")
-    if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(result, indent=2, default=str))
-    if settings.report_dir:
-        write_json(settings.report_dir, "cycle", result)
-        from .report.html import write_html
+    try:
+        if args.json:
+            args.json.parent.mkdir(parents=True, exist_ok=True)
+            args.json.write_text(json.dumps(result, indent=2, default=str))
+        if settings.report_dir:
+            write_json(settings.report_dir, "cycle", result)
+            from .report.html import write_html
 
-        print(f"report: {write_html(settings.report_dir, {'cycle': result})}")
+            print(f"report: {write_html(settings.report_dir, {'cycle': result})}")
+    except OSError as err:
+        # The cycle ran: its result is never lost, whatever happened to the output path.
+        kept = write_json(Path(tempfile.mkdtemp(prefix="vmsnap-result-")), "cycle", result)
+        print(
+            f"vmsnap: cannot write the result ({_describe(err)}); kept in {kept}", file=sys.stderr
+        )
     return EXIT_OK if result["verdict"] == "application-consistent" else EXIT_FINDINGS
+
+
+def _output_problems(path: Path | None, flag: str, *, want_dir: bool) -> list[str]:
+    """Why ``path`` cannot take the run's output, checked before the cycle runs (empty when
+    it can): the wrong kind of file there, or a directory this user cannot write."""
+    if path is None:
+        return []
+    if path.exists() and path.is_dir() != want_dir:
+        kind = "a directory" if path.is_dir() else "a file"
+        return [f"{flag} {path} is {kind}; give {'a directory' if want_dir else 'a file name'}"]
+    holder = path if path.is_dir() else path.parent
+    while not holder.exists() and holder != holder.parent:
+        holder = holder.parent  # the output makes the missing directories
+    if not holder.is_dir():
+        return [f"{flag} {path}: {holder} is not a directory"]
+    if not os.access(holder, os.W_OK | os.X_OK):
+        return [f"{flag} {path}: {holder} is not writable by this user"]
+    return []
 
 
 def _add_cleanup(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:

@@ -209,3 +209,67 @@ def test_module_entry_point(tmp_path: Path) -> None:
     assert proc.returncode == 2
     assert proc.stdout == "" and "Traceback" not in proc.stderr
     assert len(proc.stderr.splitlines()) == 1
+
+
+def _run_files(tmp_path: Path) -> list[str]:
+    config = tmp_path / "c.json"
+    config.write_text('{"preScriptLocation": "/etc/azure/pre.sh"}')
+    return ["run", "--config", str(config), "--app", "sqlite"]
+
+
+def _no_cycle(settings: object) -> object:
+    raise AssertionError("the cycle must not run when an output path is wrong")
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (["--json", "{dir}"], "--json {dir} is a directory; give a file name"),
+        (["--report", "{file}"], "--report {file} is a file; give a directory"),
+        (["--json", "{file}/x.json"], "--json {file}/x.json: {file} is not a directory"),
+    ],
+)
+def test_output_paths_are_checked_before_the_cycle(
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    extra: list[str],
+    message: str,
+) -> None:
+    monkeypatch.setattr("pytest_vmsnap.cycle.run.run", _no_cycle)
+    a_file = tmp_path / "a-file"
+    a_file.write_text("")
+    fill = {"dir": str(tmp_path), "file": str(a_file)}
+    argv = _run_files(tmp_path) + [x.format(**fill) for x in extra]
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == f"vmsnap: error: run: {message.format(**fill)}"
+
+
+def test_a_result_that_cannot_be_written_is_kept_elsewhere(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """/proc takes no new files even from root: the cycle's result goes to a directory of its
+    own, and the user is told where."""
+    from pytest_vmsnap.cycle.result import RunResult
+
+    monkeypatch.setattr(
+        "pytest_vmsnap.cycle.run.run", lambda settings: RunResult(settings, error="canned")
+    )
+    assert main([*_run_files(tmp_path), "--json", "/proc/vmsnap-result.json"]) == 1
+    err = capsys.readouterr().err
+    kept = Path(err.split("kept in ")[1].strip())
+    try:
+        assert "cannot write the result" in err
+        assert json.loads(kept.read_text())["error"] == "canned"
+    finally:
+        shutil.rmtree(kept.parent)
+
+
+def test_container_without_root_is_a_usage_error_not_ignored(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("pytest_vmsnap.cycle.run.run", _no_cycle)
+    monkeypatch.setattr(os, "geteuid", lambda: 1000)
+    assert main([*_run_files(tmp_path), "--vm", "container"]) == 2
+    assert "--vm container needs root" in capsys.readouterr().err
