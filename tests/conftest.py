@@ -21,6 +21,7 @@ MARKERS = (
     "pytest_vmsnap.cycle.agent",
     "pytest_vmsnap.vm.guest.forkserver",
     "pytest_vmsnap.evidence.workload",
+    "pytest_vmsnap.vm.reaper",
 )
 
 

@@ -18,7 +18,7 @@ import sys
 import time
 from typing import Any
 
-from ..vm.forkserver import end_process
+from ..vm.helpers import end_process
 from .base import Client, State, VmLike
 
 EXTRA_WAIT_S = 30.0

@@ -20,7 +20,7 @@ from typing import Any, Protocol
 from ..framework import codes
 from ..framework.interfaces import SnapshotResult
 from ..vm.errors import VmError
-from ..vm.forkserver import end_process
+from ..vm.helpers import end_process
 from .protocol import AgentOptions, CycleRecord, Event, encode, snapshot_to_dict
 
 log = logging.getLogger(__name__)

@@ -21,7 +21,7 @@ from ..apps import get_app
 from ..apps.base import App
 from ..settings import Settings
 from ..vm import disks as vmdisks
-from ..vm import names, snapshot
+from ..vm import names, reaper, snapshot
 from ..vm.base import StandIn
 from ..vm.model import Disk
 from .stage import Containment, stage
@@ -70,6 +70,9 @@ def build(
     timings = {} if timings is None else timings
     with contextlib.ExitStack() as own:
         t = time.monotonic()
+        # First in, last out: if this process dies before the end, the reaper releases the
+        # tag; if it gets to the end, the reaper finds nothing to do.
+        own.callback(reaper.start(names.vmsnap_home(), tag).stop)
         pool_fs: Literal["xfs", "btrfs"] = "btrfs" if settings.snapshot == "btrfs" else "xfs"
         pool = vmdisks.Pool.open(names.vmsnap_home(), tag, fs=pool_fs)
         # The owner record (made by Pool.open) goes last, once everything of the tag is gone.

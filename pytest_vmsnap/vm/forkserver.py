@@ -29,6 +29,7 @@ from collections.abc import Sequence
 from typing import IO, Any, Protocol
 
 from .errors import VmError
+from .helpers import end_process
 
 SERVER_MODULE = "pytest_vmsnap.vm.guest.forkserver"
 """The server half, run inside the VM (:mod:`pytest_vmsnap.vm.guest.forkserver`)."""
@@ -185,16 +186,3 @@ class ForkServer:
                 return lines[-1]
         code = self._proc.poll()
         return "it closed its output" if code is None else f"exit {code}"
-
-
-def end_process(proc: subprocess.Popen[Any], timeout_s: float) -> None:
-    """End a helper that stops when its input ends: close its stdin and wait; past
-    ``timeout_s``, kill it (the nsenter or docker-exec client, by its exact PID)."""
-    with contextlib.suppress(OSError):
-        if proc.stdin is not None:
-            proc.stdin.close()
-    try:
-        proc.wait(timeout=timeout_s)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait(timeout=timeout_s)

@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import IO
 
 from ..framework.interfaces import FreezeResult, ThawResult
+from .helpers import helper_env
 from .linux import parse_mountinfo, thaw
 
 GUARD_MODULE = "pytest_vmsnap.vm.guest.freeze_guard"
@@ -77,15 +78,6 @@ def mount_candidates_from_mountinfo(
     wanted = None if paths is None else {_norm(p) for p in paths}
     entries = parse_mountinfo(Path(mountinfo).read_text(errors="surrogateescape"))
     return [(m.target, m.fstype) for m in entries if wanted is None or m.target in wanted]
-
-
-def _guard_env() -> dict[str, str]:
-    env = dict(os.environ)
-    env["PYTHONDONTWRITEBYTECODE"] = "1"
-    # The guard must import this very package, wherever the caller runs from.
-    root = str(Path(__file__).resolve().parents[2])
-    env["PYTHONPATH"] = os.pathsep.join(p for p in (root, env.get("PYTHONPATH", "")) if p)
-    return env
 
 
 def _in_kernel_wait(pid: int) -> bool:
@@ -230,7 +222,7 @@ class GuardFreezer:
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
-            env=_guard_env(),
+            env=helper_env(),
             start_new_session=True,
         )
         assert self._proc.stdout is not None

@@ -24,6 +24,7 @@ from typing import Any
 
 from .base import StandIn
 from .errors import VmError
+from .helpers import PACKAGE_ROOT, helper_env
 from .linux import parse_mountinfo
 from .model import Disk
 
@@ -91,7 +92,7 @@ class HostVM(StandIn):
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
-            env=_child_env(),
+            env=helper_env(),
         )
         line = _readline(self._proc, timeout_s)
         if not line.startswith(b"READY"):
@@ -126,11 +127,11 @@ class HostVM(StandIn):
     _enter = _nsenter
 
     def _enter_env(self) -> dict[str, str]:
-        return _child_env()
+        return helper_env()
 
     def popen(self, argv: Sequence[str], **kwargs: Any) -> subprocess.Popen[Any]:
         """Start a process inside the VM (it dies with the VM)."""
-        kwargs.setdefault("env", _child_env())
+        kwargs.setdefault("env", helper_env())
         return subprocess.Popen(self._nsenter(argv), **kwargs)
 
     def stop(self, timeout_s: float | None = None) -> None:
@@ -213,19 +214,10 @@ def _must_stay_visible() -> list[str]:
     paths = {
         sys.prefix,
         sys.base_prefix,
-        str(Path(__file__).resolve().parents[2]),
+        PACKAGE_ROOT,
         str(names.vmsnap_home()),
     }
     return sorted(os.path.realpath(p) for p in paths)
-
-
-def _child_env() -> dict[str, str]:
-    env = dict(os.environ)
-    env["PYTHONDONTWRITEBYTECODE"] = "1"
-    # The package must be importable inside the VM exactly as it is here.
-    root = str(Path(__file__).resolve().parents[2])
-    env["PYTHONPATH"] = os.pathsep.join(p for p in (root, env.get("PYTHONPATH", "")) if p)
-    return env
 
 
 def _readline(proc: subprocess.Popen[bytes], timeout_s: float) -> bytes:
