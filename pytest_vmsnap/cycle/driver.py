@@ -22,6 +22,7 @@ from ..framework.interfaces import SnapshotResult
 from ..vm.errors import VmError
 from ..vm.helpers import end_process
 from .protocol import AgentOptions, CycleRecord, Event, encode, snapshot_to_dict
+from .signals import unwinding
 
 log = logging.getLogger(__name__)
 
@@ -64,8 +65,9 @@ class Agent:
         )
 
     def end(self, timeout_s: float = 30.0) -> None:
-        """Close its input (an agent still waiting for its cycle exits) and wait for it."""
-        end_process(self.proc, timeout_s)
+        """Close its input (an agent still waiting for its cycle exits) and wait for it; when
+        a signal asks this process to end, kill its client at once (the VM's end ends it)."""
+        end_process(self.proc, 0.2 if unwinding() else timeout_s)
 
 
 def drive_cycle(

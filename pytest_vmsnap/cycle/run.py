@@ -47,7 +47,7 @@ from .baseline import baseline_cycle
 from .driver import Agent, DrivenCycle, drive_cycle
 from .protocol import AgentOptions, CycleRecord, FreezeOptions, Pacing, snapshot_from_dict
 from .result import LIVENESS_BOUND_S, RunResult
-from .signals import sigterm_unwinds
+from .signals import sigterm_unwinds, unwinding
 from .stage import stage
 from .testbed import Testbed, new_vm
 
@@ -379,9 +379,11 @@ def _wait_first_ack(workload: Call, history: Path, deadline_s: float = 30.0) -> 
 
 
 def _stop_workload(workload: Call, stop_file: Path) -> None:
+    """Ask the workload to stop (its last writes are part of the record); when a signal asks
+    this process to end, or a write hangs on a lock past the bound, kill it by its PID."""
     if workload.done():
         return
     stop_file.touch()
-    if not workload.wait(40):
+    if unwinding() or not workload.wait(40):
         workload.kill()
         workload.wait(10)

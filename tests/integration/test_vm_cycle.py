@@ -206,3 +206,55 @@ def test_crash_consistent_baseline(sqlite_files: dict[str, Path]) -> None:
     assert d["snapshot"]["taken"] and d["oracle"]["started"]
     assert d["oracle"]["acked_before_pre"] > 0
     assert any("baseline" in r for r in d["reasons"])
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
+def test_a_signal_while_frozen_releases_everything_at_once(
+    sqlite_files: dict[str, Path], tmp_path: Path, sig: signal.Signals
+) -> None:
+    """SIGTERM or SIGINT reaches the harness while the VM is frozen and a hook would hold it
+    for 50 s more: the cycle unwinds at once (no waiting for the workload or the agent), the
+    file systems are thawed first, and nothing of the run is left, reaper included."""
+    marker = tmp_path / "frozen.json"
+    script = tmp_path / "victim.py"
+    script.write_text(f"""
+import json, sys, time
+from pathlib import Path
+sys.path.insert(0, {str(REPO)!r})
+from pytest_vmsnap.cycle.run import run
+from pytest_vmsnap.settings import Settings
+s = Settings(config=Path({str(sqlite_files["config"])!r}),
+             pre=Path({str(sqlite_files["pre.sh"])!r}),
+             post=Path({str(sqlite_files["post.sh"])!r}), app="sqlite", pacing="prompt",
+             quiesce="lock")
+def hold(vm):
+    Path({str(marker)!r}).write_text(json.dumps({{"pid": vm.pid, "tag": vm.tag}}))
+    time.sleep(50)
+try:
+    run(s, hooks={{"after_freeze": hold}})
+except BaseException as err:
+    print(type(err).__name__, flush=True)
+    raise SystemExit(3)
+""")
+    victim = subprocess.Popen(
+        [sys.executable, str(script)], stdout=subprocess.PIPE, text=True, start_new_session=True
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while not marker.exists() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert marker.exists(), "the victim never reached the frozen window"
+        info = json.loads(marker.read_text())
+        sent = time.monotonic()
+        os.kill(victim.pid, sig)
+        out, _ = victim.communicate(timeout=30)
+        took = time.monotonic() - sent
+    finally:
+        if victim.poll() is None:
+            os.killpg(victim.pid, signal.SIGKILL)
+            victim.wait(timeout=10)
+    expected = "Terminated" if sig == signal.SIGTERM else "KeyboardInterrupt"
+    assert out.strip() == expected and victim.returncode == 3
+    assert took < 10, f"the unwind took {took:.1f} s"  # the 50 s hook was not waited for
+    assert leftovers(info["tag"]) == []
+    assert not Path(f"/proc/{info['pid']}").exists()
