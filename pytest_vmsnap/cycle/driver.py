@@ -52,6 +52,19 @@ class DrivenCycle:
 AGENT_MODULE = "pytest_vmsnap.cycle.agent"
 
 
+class FrameworkKilled(VmError):
+    """A script killed the framework's own process (``kill -9 $PPID``): the cycle has no
+    result, as under the real extension, where the backup job dies with it."""
+
+    def __init__(self, which: str, signum: int) -> None:
+        self.which = which
+        self.signum = signum
+        super().__init__(
+            f"the {which}-script killed the framework's process (signal {signum}) while it "
+            "ran: under the real extension the backup job dies with it and no snapshot is taken"
+        )
+
+
 class Agent:
     """The framework agent inside a VM, started ahead of its cycle: its interpreter start and
     imports happen while the workload warms up, not on the cycle's clock."""
@@ -116,10 +129,29 @@ def drive_cycle(
         vm.thaw_all()
         agent.end()
     stderr = proc.stderr.read().decode(errors="replace") if proc.stderr else ""
+    running, signum = _script_running(events), _killed_by(proc.returncode)
+    if result is None and running and signum:
+        raise FrameworkKilled(running, signum)
     if result is None:
         last = stderr.strip().splitlines()[-1:] or [f"exit {proc.returncode}"]
         raise VmError(f"VM {vm.name}: the framework agent ended without a result: {last[0]}")
     return DrivenCycle(result, events, stderr)
+
+
+def _script_running(events: list[tuple[str, float]]) -> str | None:
+    """The script the framework was running when its events stopped ("pre", "post")."""
+    last = events[-1][0] if events else ""
+    return last.removesuffix("_start") if last in ("pre_start", "post_start") else None
+
+
+def _killed_by(returncode: int | None) -> int | None:
+    """The signal that ended the agent: its client reports it as ``-N`` (nsenter passes it
+    on) or as ``128 + N`` (docker exec)."""
+    if returncode is None:
+        return None
+    if returncode < 0:
+        return -returncode
+    return returncode - 128 if returncode > 128 else None
 
 
 def _reply(agent: subprocess.Popen[Any], kind: str, body: Any) -> None:

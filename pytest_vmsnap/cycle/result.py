@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..evidence import oracle
+from ..framework.records import Finding
 from ..report.text import code_name, explain
 from ..settings import Settings
 from .protocol import CycleRecord
@@ -29,6 +30,8 @@ class RunResult:
     latency: list[tuple[float, float, str]] = field(default_factory=list)
     versions: dict[str, str] = field(default_factory=dict)
     timings: dict[str, float] = field(default_factory=dict)
+    findings: list[Finding] = field(default_factory=list)
+    """Findings of the harness's own, beside the framework's (a script that killed it)."""
     error: str = ""
     tag: str = ""
     """The resource tag of the cycle's stand-in VMs (empty when none was built)."""
@@ -152,6 +155,7 @@ class RunResult:
             "snapshot": c.snapshot,
             "oracle": self.evidence.to_dict(),
             "findings": list(c.findings)
+            + self.findings
             + (
                 [
                     {

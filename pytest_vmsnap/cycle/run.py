@@ -44,7 +44,7 @@ from ..vm.errors import VmError
 from ..vm.forkserver import Call
 from . import testbed
 from .baseline import baseline_cycle
-from .driver import Agent, DrivenCycle, drive_cycle
+from .driver import Agent, DrivenCycle, FrameworkKilled, drive_cycle
 from .protocol import AgentOptions, CycleRecord, FreezeOptions, Pacing, snapshot_from_dict
 from .result import LIVENESS_BOUND_S, RunResult
 from .signals import sigterm_unwinds, unwinding
@@ -86,6 +86,18 @@ def run(settings: Settings, *, hooks: Hooks | None = None) -> RunResult:
                     _run_vm(settings, result, hooks or {})
                 finally:
                     result.timings["total_s"] = time.monotonic() - t
+    except FrameworkKilled as err:  # what the script did, in the user's terms
+        result.verdict, result.reasons = oracle.NOT_TAKEN, [str(err)]
+        result.findings.append(
+            {
+                "code": None,
+                "name": "ScriptKilledFramework",
+                "message": str(err),
+                "action": f"Make the {err.which}-script end with its own exit code; never "
+                "signal its parent ($PPID) or its process group: they are the extension's.",
+            }
+        )
+        log.error("%s", err)
     except Exception as err:  # one clear line for the user; the VM was released already
         result.error = f"{type(err).__name__}: {' '.join(str(err).split())}"
         log.error("cycle failed: %s", result.error)

@@ -258,3 +258,19 @@ except BaseException as err:
     assert took < 10, f"the unwind took {took:.1f} s"  # the 50 s hook was not waited for
     assert leftovers(info["tag"]) == []
     assert not Path(f"/proc/{info['pid']}").exists()
+
+
+def test_a_script_that_kills_the_framework_gets_its_own_finding(
+    sqlite_files: dict[str, Path], tmp_path: Path
+) -> None:
+    """``kill -9 $PPID`` in the pre-script kills the framework's process: no snapshot, said in
+    the user's terms with a finding of its own, not a harness error."""
+    killer = tmp_path / "pre-kills-parent.sh"
+    killer.write_text("kill -9 $PPID\nsleep 5\n")
+    killer.chmod(0o700)
+    d = run(settings(sqlite_files, pre=killer)).to_dict()
+    assert d["verdict"] == oracle.NOT_TAKEN and d["error"] == ""
+    assert "the pre-script killed the framework's process (signal 9)" in d["reasons"][0]
+    (finding,) = [f for f in d["findings"] if f["name"] == "ScriptKilledFramework"]
+    assert "$PPID" in finding["action"]
+    assert leftovers(d["tag"]) == []
