@@ -127,7 +127,19 @@ def _why_no_location(config: Path, which: str) -> str:
 def _install(
     src: Path, root_fd: int, location: str, uid: int, gid: int, containment: Containment | None
 ) -> None:
-    """Copy ``src`` to ``location`` inside the root (mode kept, owned by uid:gid)."""
+    """Copy ``src`` to ``location`` inside the root (mode kept, owned by uid:gid); anything
+    the VM's file system refuses is one line (StageError)."""
+    try:
+        _install_in_root(src, root_fd, location, uid, gid, containment)
+    except OSError as err:
+        raise StageError(
+            f"cannot install {src} at {location} in the VM: {err.strerror or err}"
+        ) from None
+
+
+def _install_in_root(
+    src: Path, root_fd: int, location: str, uid: int, gid: int, containment: Containment | None
+) -> None:
     path = os.path.normpath(os.path.join(DEFAULT_EXTENSION_DIR, location))
     parent, name = os.path.split(path)
     if name in ("", ".", ".."):
