@@ -72,7 +72,8 @@ def build(
         t = time.monotonic()
         # First in, last out: if this process dies before the end, the reaper releases the
         # tag; if it gets to the end, the reaper finds nothing to do.
-        own.callback(reaper.start(names.vmsnap_home(), tag).stop)
+        watch = reaper.start(names.vmsnap_home(), tag, containers=settings.vm == "container")
+        own.callback(watch.stop)
         pool_fs: Literal["xfs", "btrfs"] = "btrfs" if settings.snapshot == "btrfs" else "xfs"
         pool = vmdisks.Pool.open(names.vmsnap_home(), tag, fs=pool_fs)
         # The owner record (made by Pool.open) goes last, once everything of the tag is gone.

@@ -33,11 +33,12 @@ SETTLE_S = 30.0
 class Reaper:
     """The controller's handle on a run's reaper."""
 
-    def __init__(self, home: Path, tag: str) -> None:
+    def __init__(self, home: Path, tag: str, *, containers: bool = False) -> None:
         read_end, self._write_end = os.pipe()  # neither end is inherited by other children
+        argv = [sys.executable, "-m", __name__, str(home), tag]
         try:
             self.proc = subprocess.Popen(
-                [sys.executable, "-m", __name__, str(home), tag],
+                [*argv, "--containers"] if containers else argv,
                 stdin=read_end,
                 stdout=subprocess.DEVNULL,
                 start_new_session=True,  # a Ctrl-C to the controller's group spares it
@@ -59,18 +60,27 @@ class Reaper:
             self.proc.wait()
 
 
-def start(home: Path, tag: str) -> Reaper:
-    """Start the reaper of ``tag`` (whose owner record lives in ``home``)."""
-    return Reaper(home, tag)
+def start(home: Path, tag: str, *, containers: bool = False) -> Reaper:
+    """Start the reaper of ``tag`` (whose owner record lives in ``home``); ``containers``:
+    the run makes containers too (only then does the reaper ask Docker, which can be slow to
+    answer, or gone)."""
+    return Reaper(home, tag, containers=containers)
 
 
-def reap(home: Path, tag: str, settle_s: float = SETTLE_S) -> list[str]:
+def reap(
+    home: Path, tag: str, *, containers: bool = False, settle_s: float = SETTLE_S
+) -> list[str]:
     """Release everything of ``tag`` if its owner is dead; the actions taken."""
     actions: list[str] = []
+    # The kernel closes a dying process's files before it is a zombie: the pipe can end
+    # while the owner still looks alive for a moment. Wait for it to be really gone.
+    deadline = time.monotonic() + settle_s
+    while names.owner_alive(home, tag) and time.monotonic() < deadline:
+        time.sleep(0.02)
     if names.owner_alive(home, tag) is not False:
         return actions  # released cleanly (no record), or the owner lives on
-    actions += _remove_containers(home, tag)  # they hold the disks' loop devices
-    deadline = time.monotonic() + settle_s
+    if containers:
+        actions += _remove_containers(home, tag)  # they hold the disks' loop devices
     while True:
         found = cleanup.find_leftovers(home, tag_prefix=tag)
         if not (found.mounts or found.loops or found.files):
@@ -98,10 +108,11 @@ def _remove_containers(home: Path, tag: str) -> list[str]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    home, tag = (sys.argv[1:] if argv is None else argv)[:2]
+    args = sys.argv[1:] if argv is None else argv
+    home, tag = args[:2]
     while os.read(0, 4096):
         pass  # nothing is ever written: the pipe only ends
-    for action in reap(Path(home), tag):
+    for action in reap(Path(home), tag, containers="--containers" in args[2:]):
         log.info("reaper %s: %s", tag, action)
     return 0
 
