@@ -129,6 +129,8 @@ def _install(
 ) -> None:
     """Copy ``src`` to ``location`` inside the root (mode kept, owned by uid:gid); anything
     the VM's file system refuses is one line (StageError)."""
+    if "\0" in location:
+        raise StageError(f"{location!r} contains a NUL byte: no file can have that name")
     try:
         _install_in_root(src, root_fd, location, uid, gid, containment)
     except OSError as err:
