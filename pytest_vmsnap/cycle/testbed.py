@@ -152,7 +152,7 @@ def new_vm(
     else:
         from ..vm.host import HostVM
 
-        vm = HostVM(name, disks, tag=tag)
+        vm = HostVM(name, disks, tag=tag, shared=[workdir])
     vm.start()
     stack.callback(vm.stop)
     return vm

@@ -22,6 +22,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from . import names
 from .base import StandIn
 from .errors import VmError
 from .helpers import PACKAGE_ROOT, helper_env
@@ -41,9 +42,13 @@ class HostVM(StandIn):
         *,
         tag: str = "",
         overlays: Sequence[str] | None = None,
+        shared: Sequence[Path] = (),
     ) -> None:
         self.name = name
         self.tag = tag
+        self.shared = [str(p) for p in shared]
+        """This host's directories the VM writes to (the run directory with the workload's
+        history); the rest of the state directory is read-only inside it."""
         self.disks = list(disks)
         self.overlays = list(overlays) if overlays is not None else default_overlays()
         self._proc: subprocess.Popen[bytes] | None = None
@@ -59,6 +64,9 @@ class HostVM(StandIn):
             "tag": self.tag,
             "overlays": self.overlays,
             "keep": _must_stay_visible(),
+            # Other runs' pool images and owner records live there: read-only in this VM.
+            "readonly": [os.path.realpath(names.vmsnap_home())],
+            "writable": self.shared,
             "mounts": [
                 {
                     "dev": d.loopdev,
@@ -209,8 +217,6 @@ def default_overlays(mountinfo: str = "/proc/self/mountinfo") -> list[str]:
 
 def _must_stay_visible() -> list[str]:
     """What processes inside the VM need from this host: our Python, this package, the pool."""
-    from . import names
-
     paths = {
         sys.prefix,
         sys.base_prefix,

@@ -72,3 +72,21 @@ def test_a_symlinked_directory_leads_inside_the_vm(tmp_path: Path, root_required
         assert not Path(f"/usr/local/{name}").exists()
     finally:
         shutil.rmtree(host_target)
+
+
+def test_other_runs_files_are_read_only_inside_the_vm(tmp_path: Path, root_required: None) -> None:
+    """The state directory holds every run's pool images and owner records: a script can read
+    them but not change them; its own run directory stays writable."""
+    from pytest_vmsnap.vm import names
+
+    other = names.vmsnap_home() / f"canary-{uuid.uuid4().hex[:8]}.img"
+    other.write_bytes(b"another run's image\n")
+    try:
+        with testbed.build(_files(tmp_path, "/etc/azure/pre.sh")) as bed:
+            done = bed.vm.run(["sh", "-c", f"echo x >> {other}"], check=False)
+            assert done.returncode != 0 and b"Read-only file system" in done.stderr
+            bed.vm.run(["sh", "-c", f"echo ok > {bed.workdir}/from-the-vm"])
+            assert (bed.workdir / "from-the-vm").read_text() == "ok\n"
+        assert other.read_bytes() == b"another run's image\n"
+    finally:
+        other.unlink()

@@ -87,6 +87,16 @@ def build(spec: dict) -> None:
             uid, gid = m["owner"]
             os.chown(m["target"], uid, gid)
     _drop_foreign_loop_mounts(spec)
+    # This host's directories the VM must see but not change (other runs' images and owner
+    # records): a read-only copy of each, its own pool mounted below it staying writable;
+    # then the directories it does write to (its run directory), writable again.
+    for path in spec.get("readonly", []):
+        if os.path.isdir(path):
+            run(["mount", "--rbind", path, path])
+            run(["mount", "-o", "remount,bind,ro", path])
+    for path in spec.get("writable", []):
+        if os.path.isdir(path):
+            run(["mount", "--bind", path, path])
     if spec.get("hostname"):
         # Only the UTS namespace would make this private; we record it instead of setting it.
         os.environ["VMSNAP_VM"] = spec["hostname"]
