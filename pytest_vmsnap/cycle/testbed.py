@@ -24,6 +24,7 @@ from ..vm import disks as vmdisks
 from ..vm import names, reaper, snapshot
 from ..vm.base import StandIn
 from ..vm.model import Disk
+from .signals import unwinding
 from .stage import Containment, stage
 
 log = logging.getLogger(__name__)
@@ -154,5 +155,14 @@ def new_vm(
 
         vm = HostVM(name, disks, tag=tag, shared=[workdir])
     vm.start()
-    stack.callback(vm.stop)
+    stack.callback(_stop, vm)
     return vm
+
+
+def _stop(vm: StandIn) -> None:
+    """End the VM; when a signal asks this process to end, its init gets 2 s to go on its own
+    before it is killed (the VM's disks are thawed first either way)."""
+    vm.stop(UNWIND_STOP_S if unwinding() else None)
+
+
+UNWIND_STOP_S = 2.0

@@ -166,7 +166,9 @@ class HostVM(StandIn):
             if self.pid is not None:
                 with contextlib.suppress(ProcessLookupError):
                     os.kill(self.pid, signal.SIGKILL)
-            self._proc.wait(timeout=timeout_s)
+            # The kernel now ends every process of the VM; one still in the kernel (D state)
+            # holds the namespace a moment longer.
+            self._proc.wait(timeout=15.0)
         for stream in (self._proc.stdin, self._proc.stdout, self._proc.stderr):
             if stream is not None:
                 with contextlib.suppress(OSError):
