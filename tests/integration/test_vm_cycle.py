@@ -15,6 +15,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -124,31 +125,8 @@ def test_sigkill_mid_freeze_leaves_nothing_frozen(
     """The harness's whole process group is SIGKILLed while the VM is frozen: the freeze
     guard thaws on its own (parent death), the VM's init thaws as it ends, and the run's
     reaper releases what the dead run left, within seconds and without `vmsnap cleanup`."""
-    marker = tmp_path / "frozen.json"
-    script = tmp_path / "victim.py"
-    script.write_text(f"""
-import json, sys, time
-from pathlib import Path
-sys.path.insert(0, {str(REPO)!r})
-from pytest_vmsnap.cycle.run import run
-from pytest_vmsnap.settings import Settings
-s = Settings(config=Path({str(sqlite_files["config"])!r}),
-             pre=Path({str(sqlite_files["pre.sh"])!r}),
-             post=Path({str(sqlite_files["post.sh"])!r}), app="sqlite", pacing="prompt")
-def hold(vm):
-    d = vm.disks[0]
-    Path({str(marker)!r}).write_text(
-        json.dumps({{"pid": vm.pid, "loop": d.loopdev, "tag": vm.tag}}))
-    time.sleep(60)
-run(s, hooks={{"after_freeze": hold}})
-""")
-    victim = subprocess.Popen([sys.executable, str(script)], start_new_session=True)
+    victim, info = frozen_victim(sqlite_files, tmp_path)
     try:
-        deadline = time.monotonic() + 60
-        while not marker.exists() and time.monotonic() < deadline:
-            time.sleep(0.1)
-        assert marker.exists(), "the victim never reached the frozen window"
-        info = json.loads(marker.read_text())
         os.killpg(victim.pid, signal.SIGKILL)  # the reaper has its own session
         victim.wait(timeout=10)
         killed = time.monotonic()
@@ -177,6 +155,46 @@ run(s, hooks={{"after_freeze": hold}})
     )
     assert done.returncode == 0, done.stderr
     assert "nothing of ours is left" in done.stdout, done.stdout
+
+
+def frozen_victim(
+    files: dict[str, Path], tmp_path: Path
+) -> tuple[subprocess.Popen[str], dict[str, Any]]:
+    """A controller process (its own session) running an SQLite cycle, held in the frozen
+    window by a hook that would sleep 60 s; returns it with its VM's pid, disk and tag once it
+    is there. It prints the name of what ended its cycle and exits 3."""
+    marker = tmp_path / "frozen.json"
+    script = tmp_path / "victim.py"
+    script.write_text(f"""
+import json, sys, time
+from pathlib import Path
+sys.path.insert(0, {str(REPO)!r})
+from pytest_vmsnap.cycle.run import run
+from pytest_vmsnap.settings import Settings
+s = Settings(config=Path({str(files["config"])!r}), pre=Path({str(files["pre.sh"])!r}),
+             post=Path({str(files["post.sh"])!r}), app="sqlite", pacing="prompt",
+             quiesce="lock")
+def hold(vm):
+    Path({str(marker)!r}).write_text(
+        json.dumps({{"pid": vm.pid, "loop": vm.disks[0].loopdev, "tag": vm.tag}}))
+    time.sleep(60)
+try:
+    run(s, hooks={{"after_freeze": hold}})
+except BaseException as err:
+    print(type(err).__name__, flush=True)
+    raise SystemExit(3)
+""")
+    victim = subprocess.Popen(
+        [sys.executable, str(script)], stdout=subprocess.PIPE, text=True, start_new_session=True
+    )
+    deadline = time.monotonic() + 60
+    while not marker.exists() and time.monotonic() < deadline and victim.poll() is None:
+        time.sleep(0.05)
+    if not marker.exists():
+        os.killpg(victim.pid, signal.SIGKILL)
+        victim.wait(timeout=10)
+        raise AssertionError("the victim never reached the frozen window")
+    return victim, json.loads(marker.read_text())
 
 
 def leftovers(tag: str) -> list[str]:
@@ -213,38 +231,10 @@ def test_a_signal_while_frozen_releases_everything_at_once(
     sqlite_files: dict[str, Path], tmp_path: Path, sig: signal.Signals
 ) -> None:
     """SIGTERM or SIGINT reaches the harness while the VM is frozen and a hook would hold it
-    for 50 s more: the cycle unwinds at once (no waiting for the workload or the agent), the
+    for 60 s more: the cycle unwinds at once (no waiting for the workload or the agent), the
     file systems are thawed first, and nothing of the run is left, reaper included."""
-    marker = tmp_path / "frozen.json"
-    script = tmp_path / "victim.py"
-    script.write_text(f"""
-import json, sys, time
-from pathlib import Path
-sys.path.insert(0, {str(REPO)!r})
-from pytest_vmsnap.cycle.run import run
-from pytest_vmsnap.settings import Settings
-s = Settings(config=Path({str(sqlite_files["config"])!r}),
-             pre=Path({str(sqlite_files["pre.sh"])!r}),
-             post=Path({str(sqlite_files["post.sh"])!r}), app="sqlite", pacing="prompt",
-             quiesce="lock")
-def hold(vm):
-    Path({str(marker)!r}).write_text(json.dumps({{"pid": vm.pid, "tag": vm.tag}}))
-    time.sleep(50)
-try:
-    run(s, hooks={{"after_freeze": hold}})
-except BaseException as err:
-    print(type(err).__name__, flush=True)
-    raise SystemExit(3)
-""")
-    victim = subprocess.Popen(
-        [sys.executable, str(script)], stdout=subprocess.PIPE, text=True, start_new_session=True
-    )
+    victim, info = frozen_victim(sqlite_files, tmp_path)
     try:
-        deadline = time.monotonic() + 60
-        while not marker.exists() and time.monotonic() < deadline:
-            time.sleep(0.05)
-        assert marker.exists(), "the victim never reached the frozen window"
-        info = json.loads(marker.read_text())
         sent = time.monotonic()
         os.kill(victim.pid, sig)
         out, _ = victim.communicate(timeout=30)
@@ -255,7 +245,7 @@ except BaseException as err:
             victim.wait(timeout=10)
     expected = "Terminated" if sig == signal.SIGTERM else "KeyboardInterrupt"
     assert out.strip() == expected and victim.returncode == 3
-    assert took < 10, f"the unwind took {took:.1f} s"  # the 50 s hook was not waited for
+    assert took < 10, f"the unwind took {took:.1f} s"  # the 60 s hook was not waited for
     assert leftovers(info["tag"]) == []
     assert not Path(f"/proc/{info['pid']}").exists()
 

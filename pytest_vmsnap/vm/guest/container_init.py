@@ -21,7 +21,7 @@ import time
 from typing import Any
 
 from ..linux import run, thaw
-from .vminit import stop_on_signals
+from .vminit import serve_as_init
 
 CONTROLLER_LOCK = "/.vmsnap/controller.lock"
 """Inside the VM: the lock file the controller holds while it lives."""
@@ -70,9 +70,8 @@ def init_main(spec_json: str) -> int:
     """PID 1 of a container stand-in: build, print READY, wait, then shut down cleanly."""
     spec = json.loads(spec_json)
     targets = [m["target"] for m in spec.get("mounts", [])]
-    stop = stop_on_signals()
 
-    def watch_controller() -> None:
+    def watch_controller(stop: threading.Event) -> None:
         # The controller holds an exclusive flock on this file while it lives (the host's
         # process is invisible from here): once ours is granted, the controller is gone.
         import fcntl
@@ -84,24 +83,9 @@ def init_main(spec_json: str) -> int:
         fcntl.flock(fd, fcntl.LOCK_EX)
         stop.set()
 
-    try:
-        _build(spec)
-    except Exception as err:  # one line for the controller, never a traceback
-        print(f"FAILED {' '.join(str(err).split())}", flush=True)
-        for target in reversed(targets):
-            thaw(target)
-        return 1
-    print("READY " + json.dumps({"pid": os.getpid()}), flush=True)
-    threading.Thread(target=watch_controller, daemon=True).start()
-    while not stop.is_set():
-        try:
-            pid, _ = os.waitpid(-1, os.WNOHANG)  # as PID 1 we reap every orphan of the VM
-        except ChildProcessError:
-            pid = 0
-        if pid == 0:
-            stop.wait(0.2)
-    _shutdown(targets)
-    return 0
+    return serve_as_init(
+        lambda: _build(spec), targets, watch_controller, lambda: _shutdown(targets)
+    )
 
 
 def main(argv: list[str] | None = None) -> int:

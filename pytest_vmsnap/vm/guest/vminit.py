@@ -19,6 +19,7 @@ import signal
 import subprocess
 import sys
 import threading
+from collections.abc import Callable
 
 from ..linux import read_mounts, run, thaw
 
@@ -114,13 +115,42 @@ def stop_on_signals() -> threading.Event:
     return stop
 
 
+def serve_as_init(
+    build_vm: Callable[[], None],
+    disks: list[str],
+    watch: Callable[[threading.Event], None],
+    shutdown: Callable[[], None],
+) -> int:
+    """A VM's PID 1, host or container: build the VM, print ``READY`` (or ``FAILED`` and one
+    line, thawing the disks), reap every orphan of the VM until a signal or ``watch`` (a
+    thread watching the controller) says stop, then ``shutdown``."""
+    stop = stop_on_signals()
+    try:
+        build_vm()
+    except Exception as err:  # one line for the controller, never a traceback
+        print(f"FAILED {' '.join(str(err).split())}", flush=True)
+        for target in reversed(disks):
+            thaw(target)
+        return 1
+    print("READY " + json.dumps({"pid": os.getpid()}), flush=True)
+    threading.Thread(target=watch, args=(stop,), daemon=True).start()
+    while not stop.is_set():
+        try:
+            pid, _ = os.waitpid(-1, os.WNOHANG)
+        except ChildProcessError:
+            pid = 0
+        if pid == 0:
+            stop.wait(0.2)
+    shutdown()
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     spec = json.loads(argv[0])
     mounts = [m["target"] for m in spec.get("mounts", [])]
-    stop = stop_on_signals()
 
-    def watch_stdin() -> None:
+    def watch_stdin(stop: threading.Event) -> None:
         # EOF on stdin: the controller is gone (crashed, killed) or closed it on purpose.
         # The raw descriptor, not sys.stdin: a daemon thread blocked inside the buffered
         # reader holds its lock, and the interpreter's exit then waits a second for it.
@@ -128,26 +158,12 @@ def main(argv: list[str] | None = None) -> int:
             pass
         stop.set()
 
-    try:
-        build(spec)
-    except Exception as err:  # report one line to the controller, never a traceback
-        print(f"FAILED {err}", flush=True)
+    def thaw_disks() -> None:
+        # The kernel unmounts them as the namespace ends: none may be frozen then.
         for target in reversed(mounts):
             thaw(target)
-        return 1
-    print("READY " + json.dumps({"pid": os.getpid()}), flush=True)
-    threading.Thread(target=watch_stdin, daemon=True).start()
-    while not stop.is_set():
-        # As PID 1 we reap every orphan of the VM.
-        try:
-            pid, _ = os.waitpid(-1, os.WNOHANG)
-        except ChildProcessError:
-            pid = 0
-        if pid == 0:
-            stop.wait(0.2)
-    for target in reversed(mounts):
-        thaw(target)
-    return 0
+
+    return serve_as_init(lambda: build(spec), mounts, watch_stdin, thaw_disks)
 
 
 if __name__ == "__main__":
