@@ -21,17 +21,17 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import signal
 import tempfile
 import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from ..apps.base import IntegrityReport
 from ..evidence import oracle
-from ..evidence.workload import Ack, load_history
+from ..evidence.workload import Ack, parse_history
 from ..framework.cycle import run_cycle
 from ..framework.interfaces import SnapshotResult
 from ..framework.profiles import get as get_profile
@@ -55,6 +55,9 @@ log = logging.getLogger(__name__)
 
 QUIESCE_PROBE_TIMEOUT_S = 1.0
 START_DEADLINE_S = 60.0
+HISTORY = "/run/vmsnap/history.jsonl"
+"""The workload's history, inside the source VM: in its memory, not on this host (a script
+could write there) nor on the VM's disks (it would be in the snapshot)."""
 
 Hooks = Mapping[str, Callable[..., Any]]
 
@@ -159,14 +162,6 @@ class _Cycle:
     driven: DrivenCycle | None = None
     acks: list[Ack] = field(default_factory=list)
 
-    @property
-    def history(self) -> Path:
-        return self.bed.workdir / "history.jsonl"
-
-    @property
-    def stop_file(self) -> Path:
-        return self.bed.workdir / "workload.stop"
-
 
 def _run_vm(settings: Settings, result: RunResult, hooks: Hooks) -> None:
     # Two stacks, the testbed's outside: released in the same order as one stack would.
@@ -198,16 +193,12 @@ def _load(c: _Cycle) -> None:
     vm = c.bed.vm
     if "before_workload" in c.hooks:
         c.hooks["before_workload"](vm)
-    c.workload = workload = vm.submit(
-        "pytest_vmsnap.evidence.workload:run",
-        c.settings.app,
-        str(c.history),
-        str(c.stop_file),
-    )
-    c.stack.callback(_stop_workload, workload, c.stop_file)
+    workload = vm.submit("pytest_vmsnap.evidence.workload:run", c.settings.app, HISTORY)
+    c.workload = workload
+    c.stack.callback(_stop_workload, workload)
     c.agent = Agent(vm)  # its start-up overlaps the workload's warm-up
     c.stack.callback(c.agent.end)
-    _wait_first_ack(workload, c.history)
+    _wait_first_ack(workload, vm)
     time.sleep(max(0.2, c.settings.workload_seconds / 2))
 
 
@@ -292,8 +283,8 @@ def _probe_and_stop(c: _Cycle) -> None:
     t = time.monotonic()
     time.sleep(0.05)  # the workload's own writes after the post-script, for the timeline
     assert c.workload is not None
-    _stop_workload(c.workload, c.stop_file)
-    c.acks = load_history(c.history) if c.history.exists() else []
+    _stop_workload(c.workload)
+    c.acks = parse_history((vm.read_file(HISTORY) or b"").decode(errors="replace"))
     result.latency = [
         (c.clock.rel(a.t0), a.t1 - a.t0, a.op if not a.error else "error")
         for a in c.acks
@@ -317,7 +308,7 @@ def _restore_and_check(c: _Cycle) -> None:
         vmdisks.attach(disk)
         stack.callback(vmdisks.detach, disk)
     # No graceful stop of the restored copy: it is thrown away, and ending its VM ends it.
-    vm2 = new_vm(c.settings, stack, "restored", restored_disks, c.bed.tag, c.bed.workdir)
+    vm2 = new_vm(c.settings, stack, "restored", restored_disks, c.bed.tag)
     vm2.warm("pytest_vmsnap.evidence.probe", *app.client_modules)
     start = app.start(vm2, START_DEADLINE_S)
     result.timings["restore_start_s"] = time.monotonic() - t
@@ -370,14 +361,13 @@ def _probe(vm: StandIn, fn: str, *args: Any) -> dict[str, Any]:
         return {"result": "error", "error": str(err)}
 
 
-def _wait_first_ack(workload: Call, history: Path, deadline_s: float = 30.0) -> None:
+def _wait_first_ack(workload: Call, vm: StandIn, deadline_s: float = 30.0) -> None:
     """Wait until the workload has an acknowledged write: a cycle over an idle database would
     prove nothing (on a loaded machine the writers need a moment to start and connect)."""
     end = time.monotonic() + deadline_s
     while time.monotonic() < end:
-        if history.exists() and any(
-            a.error is None and a.seq is not None for a in load_history(history)
-        ):
+        history = (vm.read_file(HISTORY) or b"").decode(errors="replace")
+        if any(a.error is None and a.seq is not None for a in parse_history(history)):
             return
         if workload.done():
             try:
@@ -390,12 +380,12 @@ def _wait_first_ack(workload: Call, history: Path, deadline_s: float = 30.0) -> 
     raise RuntimeError(f"the workload had no acknowledged write after {deadline_s:.0f} s")
 
 
-def _stop_workload(workload: Call, stop_file: Path) -> None:
-    """Ask the workload to stop (its last writes are part of the record); when a signal asks
-    this process to end, or a write hangs on a lock past the bound, kill it by its PID."""
+def _stop_workload(workload: Call) -> None:
+    """Ask the workload to stop (SIGTERM: its last writes are part of the record); when a
+    signal asks this process to end, or a write hangs on a lock past the bound, kill it."""
     if workload.done():
         return
-    stop_file.touch()
+    workload.signal(signal.SIGTERM)
     if unwinding() or not workload.wait(40):
         workload.kill()
         workload.wait(10)

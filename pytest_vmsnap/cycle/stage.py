@@ -234,9 +234,9 @@ def _check_private(dir_fd: int, location: str, containment: Containment) -> None
     where = mounts.get(linux.mount_id(dir_fd))
     if where not in containment.private:
         raise StageError(
-            f"{location} is on {where or 'a mount of this host'}, which the stand-in VM "
-            "shares with this host: installing it there would write to this host; keep "
-            "scripts under /etc/azure, /opt, /usr/local or /root"
+            f"{location} is on {where or 'a mount of this host'}, which is not the stand-in "
+            "VM's own (the harness's files are read-only there): keep scripts under "
+            "/etc/azure, /opt, /usr/local or /root"
         )
 
 

@@ -98,7 +98,7 @@ def build(
             vmdisks.attach(disk)
             own.callback(vmdisks.detach, disk)
             source_disks.append(disk)
-        vm = new_vm(settings, own, name, source_disks, tag, workdir)
+        vm = new_vm(settings, own, name, source_disks, tag)
         # The fork server imports the workload, the probes and the client library while the
         # application is provisioned: they start warm later, when their time counts.
         vm.warm(*FORKSERVER_PRELOAD, *app.client_modules)
@@ -139,7 +139,6 @@ def new_vm(
     name: str,
     disks: list[Disk],
     tag: str,
-    workdir: Path,
 ) -> StandIn:
     """Start a stand-in VM of the kind ``settings.vm`` names (host or container) on ``disks``;
     ``stack`` stops it (and, for a container, holds the Docker engine)."""
@@ -149,11 +148,11 @@ def new_vm(
         from ..vm.docker.engine import Engine
 
         stack.enter_context(Engine())  # held for the whole run: both VMs use one engine
-        vm = ContainerVM(name, disks, tag=tag, app=settings.app, shared=[workdir])
+        vm = ContainerVM(name, disks, tag=tag, app=settings.app)
     else:
         from ..vm.host import HostVM
 
-        vm = HostVM(name, disks, tag=tag, shared=[workdir])
+        vm = HostVM(name, disks, tag=tag)
     vm.start()
     stack.callback(_stop, vm)
     return vm

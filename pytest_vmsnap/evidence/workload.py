@@ -1,11 +1,11 @@
 """Writers with a recorded history: every acknowledged write, with its time.
 
 Runs inside the stand-in VM as its own process, like the application would (forked from the
-VM's fork server, or ``python -m pytest_vmsnap.evidence.workload --app APP --history FILE --stop
-FILE``), named ``vmsnap-workload`` so lock views can tell it from a quiesce holder. Two writers run
-until the stop file appears: one appends numbered rows to the log table, one moves money
-between bank accounts in multi-row transactions. Each acknowledged write becomes one JSON line
-in the history file (on the host, never on the VM's disks): ``{"op", "seq", "t0", "t1"}`` with
+VM's fork server, or ``python -m pytest_vmsnap.evidence.workload --app APP --history FILE``),
+named ``vmsnap-workload`` so lock views can tell it from a quiesce holder. Two writers run until
+a SIGTERM: one appends numbered rows to the log table, one moves money between bank accounts
+in multi-row transactions. Each acknowledged write becomes one JSON line in the history file
+(in the VM's memory, its ``/run``, never on its disks): ``{"op", "seq", "t0", "t1"}`` with
 monotonic times, so the oracle can tell which writes were acknowledged before the pre-script
 returned. Failed writes (timeouts, refusals) are recorded too, with ``"error"``.
 """
@@ -16,6 +16,7 @@ import argparse
 import contextlib
 import json
 import random
+import signal
 import sys
 import threading
 import time
@@ -89,15 +90,16 @@ def _writer(
 def run(
     app: str,
     history_path: Path | str,
-    stop_path: Path | str,
     pause_s: float = 0.002,
     op_timeout_s: float = 30.0,
 ) -> None:
-    """Write until ``stop_path`` exists (run inside the VM, as its own process)."""
+    """Write until a SIGTERM (run inside the VM, as its own process, in its main thread)."""
     _name_process(WORKLOAD_PROCESS_NAME)
     stop = threading.Event()
-    stop_path = Path(stop_path)
-    with Path(history_path).open("a") as out:
+    signal.signal(signal.SIGTERM, lambda signum, frame: stop.set())
+    history_path = Path(history_path)
+    history_path.parent.mkdir(parents=True, exist_ok=True)
+    with history_path.open("a") as out:
         history = History(out)
         history.record(op="start", t0=time.monotonic(), t1=time.monotonic())
         threads = [
@@ -110,9 +112,8 @@ def run(
         ]
         for t in threads:
             t.start()
-        while not stop_path.exists():
-            time.sleep(0.02)
-        stop.set()
+        while not stop.wait(0.05):
+            pass
         for t in threads:
             t.join(timeout=op_timeout_s + 5)
         history.record(op="stop", t0=time.monotonic(), t1=time.monotonic())
@@ -135,15 +136,16 @@ class Ack:
     error: str | None = None
 
 
-def load_history(path: Path) -> list[Ack]:
-    """Read a history file written by :func:`run` (a torn last line is ignored)."""
+def parse_history(text: str) -> list[Ack]:
+    """The acks of a history written by :func:`run` (a torn or foreign line is ignored)."""
     acks = []
-    for line in path.read_text().splitlines():
+    for line in text.splitlines():
         try:
             d = json.loads(line)
         except ValueError:
             continue
-        acks.append(Ack(d["op"], d.get("seq"), d["t0"], d["t1"], d.get("error")))
+        if isinstance(d, dict) and {"op", "t0", "t1"} <= d.keys():
+            acks.append(Ack(d["op"], d.get("seq"), d["t0"], d["t1"], d.get("error")))
     return acks
 
 
@@ -151,11 +153,10 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m pytest_vmsnap.evidence.workload")
     parser.add_argument("--app", required=True)
     parser.add_argument("--history", type=Path, required=True)
-    parser.add_argument("--stop", type=Path, required=True)
     parser.add_argument("--pause", type=float, default=0.002)
     parser.add_argument("--op-timeout", type=float, default=30.0)
     args = parser.parse_args(argv)
-    run(args.app, args.history, args.stop, args.pause, args.op_timeout)
+    run(args.app, args.history, args.pause, args.op_timeout)
     return 0
 
 

@@ -227,7 +227,16 @@ def run_script(
 
     ratio = timeout_s / poll_s  # the extension's pollTotalCount (true division)
     result.log.append(f"Running {which}script for ScriptRunner module...")
-    proc = spawn(argv)
+    try:
+        proc = spawn(argv)
+    except OSError as err:  # no `sh` on the PATH (a script removed it), no such directory...
+        return _watchdog(
+            result,
+            watchdog_code,
+            poll_s,
+            f"starting {argv[0]} raised {type(err).__name__} ({err.strerror or err}) in the "
+            "plugin thread",
+        )
     result.ran, result.attempts = True, 1
     readers = _start_readers(proc, result) if profile.drain_output_live else []
     sleeps = 0

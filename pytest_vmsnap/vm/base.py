@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import stat
 import subprocess
 from collections.abc import Sequence
 from pathlib import Path
@@ -9,7 +11,7 @@ from typing import Any
 
 from .errors import VmError
 from .forkserver import Call, ForkServer
-from .linux import thaw
+from .linux import RESOLVE_IN_ROOT, RESOLVE_NO_MAGICLINKS, openat2, thaw
 from .model import Disk
 
 
@@ -112,6 +114,34 @@ class StandIn:
             raise VmError(f"VM {self.name} is not running")
         return Path(f"/proc/{self.pid}/root") / inside.lstrip("/")
 
+    def read_file(self, inside: str, limit: int = 256 << 20) -> bytes | None:
+        """The content of the regular file ``inside`` (at most ``limit`` bytes), every path
+        component resolved in the VM's root: a symlink, FIFO or device a script put there
+        cannot send this host's read elsewhere or block it. None if there is no such file."""
+        if self.pid is None:
+            raise VmError(f"VM {self.name} is not running")
+        try:
+            root = os.open(f"/proc/{self.pid}/root", os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+        except OSError:
+            return None
+        try:
+            flags = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_NOCTTY
+            fd = openat2(root, inside.lstrip("/"), flags, resolve=_IN_ROOT)
+        except OSError:
+            return None
+        finally:
+            os.close(root)
+        try:
+            if not stat.S_ISREG(os.fstat(fd).st_mode):
+                return None
+            chunks, left = [], limit
+            while left > 0 and (chunk := os.read(fd, min(left, 1 << 20))):
+                chunks.append(chunk)
+                left -= len(chunk)
+            return b"".join(chunks)
+        finally:
+            os.close(fd)
+
     def thaw_all(self) -> list[str]:
         """Thaw every disk mount of the VM that is frozen; returns those it thawed."""
         if self.pid is None:
@@ -121,3 +151,6 @@ class StandIn:
             for d in reversed(self.disks)
             if thaw(str(self.path(d.spec.mountpoint)))
         ]
+
+
+_IN_ROOT = RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS

@@ -21,6 +21,7 @@ from __future__ import annotations
 import contextlib
 import itertools
 import json
+import signal
 import subprocess
 import sys
 import tempfile
@@ -79,8 +80,13 @@ class Call:
 
     def kill(self) -> None:
         """SIGKILL the call's child (by its PID, inside the VM); no-op once it ended."""
+        self.signal(signal.SIGKILL)
+
+    def signal(self, sig: signal.Signals) -> None:
+        """Send ``sig`` to the call's child (by its PID, inside the VM); no-op once it
+        ended."""
         if not self._done.is_set():
-            self.server._send({"id": self.id, "kill": True})
+            self.server._send({"id": self.id, "signal": int(sig)})
 
     def _finish(self, reply: dict[str, Any]) -> None:
         self._reply = reply

@@ -1,18 +1,19 @@
 """The host stand-in VM: private mount, network and PID namespaces on this machine.
 
-The VM's disks are mounted at their real paths (``/var/lib/postgresql``...), ``/etc``,
-``/var/lib`` and the other places users keep scripts and logs (``/opt``, ``/srv``, ``/root``,
-``/home``, ``/usr/local``, ``/var/log``...) are copy-on-write overlays whose writes stay in the VM,
-``/tmp`` and ``/run`` are private, loopback is the VM's own (default ports never collide between
-VMs), and ending the VM's PID 1 ends every process in it.
-Users' scripts run unchanged with their production paths. Loop devices are not namespaced:
-their owner (:mod:`.disks`) releases them.
+The VM's root is a copy-on-write view of this whole host (:mod:`.guest.rootfs`): scripts run
+unchanged with their production paths and this host's programs, every write stays in the VM's
+memory, no file system of this host can be frozen from inside, and the harness's files are
+read-only there. The VM's disks are mounted at their real paths (``/var/lib/postgresql``...),
+loopback is the VM's own (default ports never collide between VMs), and ending the VM's PID 1
+ends every process in it. Loop devices are not namespaced: their owner (:mod:`.disks`)
+releases them.
 """
 
 from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import os
 import signal
 import subprocess
@@ -25,9 +26,12 @@ from typing import Any
 from . import names
 from .base import StandIn
 from .errors import VmError
+from .guest.rootfs import HARNESS_SOURCE
 from .helpers import PACKAGE_ROOT, helper_env
-from .linux import parse_mountinfo
+from .linux import read_mounts
 from .model import Disk
+
+log = logging.getLogger(__name__)
 
 
 class HostVM(StandIn):
@@ -41,16 +45,12 @@ class HostVM(StandIn):
         disks: Sequence[Disk],
         *,
         tag: str = "",
-        overlays: Sequence[str] | None = None,
-        shared: Sequence[Path] = (),
     ) -> None:
         self.name = name
         self.tag = tag
-        self.shared = [str(p) for p in shared]
-        """This host's directories the VM writes to (the run directory with the workload's
-        history); the rest of the state directory is read-only inside it."""
         self.disks = list(disks)
-        self.overlays = list(overlays) if overlays is not None else default_overlays()
+        self.not_shown: list[str] = []
+        """This host's mounts the VM could not show copy-on-write (it sees them empty)."""
         self._proc: subprocess.Popen[bytes] | None = None
         self.pid: int | None = None
 
@@ -62,11 +62,9 @@ class HostVM(StandIn):
         spec = {
             "name": self.name,
             "tag": self.tag,
-            "overlays": self.overlays,
-            "keep": _must_stay_visible(),
-            # Other runs' pool images and owner records live there: read-only in this VM.
-            "readonly": [os.path.realpath(names.vmsnap_home())],
-            "writable": self.shared,
+            "readonly": _harness_files(),
+            # Every run's pool images and owner records: not this VM's business.
+            "hidden": [os.path.realpath(names.vmsnap_home())],
             "mounts": [
                 {
                     "dev": d.loopdev,
@@ -109,12 +107,23 @@ class HostVM(StandIn):
             detail = line.decode(errors="replace").removeprefix("FAILED ").strip()
             raise VmError(f"VM {self.name} did not start: {detail or err.strip()}")
         self.pid = self._find_init_pid()
+        with contextlib.suppress(ValueError):
+            self.not_shown = list(json.loads(line[len(b"READY") :]).get("not_shown", []))
+        if self.not_shown:
+            log.warning(
+                "VM %s sees these host directories empty (they could not be overlaid): %s",
+                self.name,
+                ", ".join(self.not_shown),
+            )
         return self
 
     @property
     def private_dirs(self) -> list[str]:
-        """Directories whose writes stay inside the VM (overlays, tmpfs, the VM's disks)."""
-        return [*self.overlays, "/tmp", "/run", *(d.spec.mountpoint for d in self.disks)]
+        """Every mount of the VM but the harness's read-only ones: the root overlay and the
+        overlays of this host's other file systems, the VM's tmpfs and its disks."""
+        if self.pid is None:
+            return []
+        return [m.target for m in read_mounts(self.pid) if m.source != HARNESS_SOURCE]
 
     def _find_init_pid(self) -> int:
         """The host PID of the VM's PID 1 (the child that ``unshare --fork`` made)."""
@@ -183,48 +192,12 @@ class HostVM(StandIn):
         self.stop()
 
 
-ALWAYS_PRIVATE = ("/etc", "/var/lib")
-MORE_PRIVATE = (
-    "/opt",
-    "/srv",
-    "/root",
-    "/home",
-    "/usr/local",
-    "/var/log",
-    "/var/opt",
-    "/var/backups",
-    "/var/spool",
-    "/var/cache",
-    "/var/mail",
-)
-
-
-def default_overlays(mountinfo: str = "/proc/self/mountinfo") -> list[str]:
-    """The directories a VM overlays: always ``/etc`` and ``/var/lib``; the others when they
-    exist and hold no mount of this host (an overlay would hide it)."""
-    try:
-        targets = [m.target for m in parse_mountinfo(Path(mountinfo).read_text())]
-    except OSError:
-        targets = []
-    keep = list(ALWAYS_PRIVATE)
-    for d in MORE_PRIVATE:
-        if (
-            os.path.isdir(d)
-            and not os.path.islink(d)
-            and not any(t == d or t.startswith(d + "/") for t in targets)
-        ):
-            keep.append(d)
-    return keep
-
-
-def _must_stay_visible() -> list[str]:
-    """What processes inside the VM need from this host: our Python, this package, the pool."""
-    paths = {
-        sys.prefix,
-        sys.base_prefix,
-        PACKAGE_ROOT,
-        str(names.vmsnap_home()),
-    }
+def _harness_files() -> list[str]:
+    """What the VM's processes run from, read-only there: this package and, for a virtual
+    environment, its prefix (a system Python's prefix, ``/usr``, stays copy-on-write)."""
+    paths = {PACKAGE_ROOT}
+    if sys.prefix != sys.base_prefix:
+        paths.add(sys.prefix)
     return sorted(os.path.realpath(p) for p in paths)
 
 

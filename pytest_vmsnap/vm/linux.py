@@ -16,6 +16,7 @@ import subprocess
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from .errors import VmError
 
@@ -141,6 +142,63 @@ def mount_id(fd: int) -> int:
         if key == "mnt_id":
             return int(value)
     raise OSError(f"no mnt_id for descriptor {fd}")
+
+
+# --- mount(2) without mount(8) ------------------------------------------------------------
+
+# <linux/mount.h>
+MS_RDONLY, MS_NOSUID, MS_NODEV, MS_NOEXEC = 0x1, 0x2, 0x4, 0x8
+MS_REMOUNT, MS_BIND, MS_REC, MS_PRIVATE = 0x20, 0x1000, 0x4000, 1 << 18
+MNT_DETACH = 0x2
+_SYS_PIVOT_ROOT = {"x86_64": 155, "aarch64": 41}
+
+
+def _libc() -> Any:
+    import ctypes  # only here: the freeze guard never needs it
+
+    return ctypes.CDLL(None, use_errno=True)
+
+
+def _check(ret: int, what: str, path: str | os.PathLike[str]) -> None:
+    if ret < 0:
+        import ctypes
+
+        err = ctypes.get_errno()
+        raise OSError(err, f"{what}: {os.strerror(err)}", os.fspath(path))
+
+
+def mount(
+    source: str, target: str | os.PathLike[str], fstype: str = "", flags: int = 0, data: str = ""
+) -> None:
+    """``mount(2)``: no canonicalisation, no escaping (overlay layers may be
+    ``/proc/self/fd/N``), none of mount(8)'s start-up cost. OSError naming ``target``."""
+    ret = _libc().mount(
+        os.fsencode(source),
+        os.fsencode(target),
+        os.fsencode(fstype) if fstype else None,
+        flags,
+        os.fsencode(data) if data else None,
+    )
+    _check(ret, f"mount {fstype or 'bind'}", target)
+
+
+def umount(target: str | os.PathLike[str], flags: int = 0) -> None:
+    """``umount2(2)``; OSError naming ``target``."""
+    _check(_libc().umount2(os.fsencode(target), flags), "umount", target)
+
+
+def pivot_root_here() -> None:
+    """Make the current directory this mount namespace's root and drop the old root (the
+    ``pivot_root(".", ".")`` recipe of pivot_root(2)); every process of the namespace whose
+    root was the old one now sees the new one."""
+    import platform
+
+    nr = _SYS_PIVOT_ROOT.get(platform.machine())
+    if nr is None:
+        raise OSError(f"pivot_root: unknown system call number on {platform.machine()}")
+    _check(_libc().syscall(nr, b".", b"."), "pivot_root", ".")
+    umount(".", MNT_DETACH)
+    os.chdir("/")
 
 
 # --- the mount table ------------------------------------------------------------------------

@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 
 from pytest_vmsnap.vm.docker import container as ct
+from pytest_vmsnap.vm.docker.container import controller_lock
 from pytest_vmsnap.vm.docker.engine import IN_VM_LIB, IN_VM_PACKAGE, LABEL_TAG, list_ours
 from pytest_vmsnap.vm.errors import VmError
 from pytest_vmsnap.vm.model import DiskSpec
@@ -227,7 +228,7 @@ def test_controller_death_ends_the_vm_and_leftovers_are_removed(
     actions = ct.remove_leftovers(tag)
     assert any(a.startswith("removed container") for a in actions), actions
     assert list_ours(tag, client) == []
-    assert not (Path(names.vmsnap_home()) / "docker" / "vms" / f"{tag}-orphan.lock").exists()
+    assert not controller_lock(f"{tag}-orphan").exists()
 
 
 def test_remove_leftovers_thaws_a_frozen_running_vm(

@@ -1,8 +1,8 @@
 """Installing the user's files into a real host stand-in VM never writes to this host.
 
-The VM shares this host's root file system except for its overlays, its private /tmp and /run
-and its disks. Staging resolves every location inside the VM and refuses a location whose
-directory is on a shared mount; a symlink on the way is followed as the VM would follow it.
+The VM's root is a copy-on-write view of this host; only the harness's own files are
+read-only there. Staging resolves every location inside the VM and refuses a location on a
+mount that is not the VM's own; a symlink on the way is followed as the VM would follow it.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from pytest_vmsnap.cycle import testbed
 from pytest_vmsnap.cycle.run import run
 from pytest_vmsnap.cycle.stage import Containment, StageError, stage
 from pytest_vmsnap.settings import Settings
+from pytest_vmsnap.vm.helpers import PACKAGE_ROOT
 
 REPO = Path(__file__).resolve().parents[2]
 SAMPLES = REPO / "sample_scripts" / "sqlite"
@@ -36,21 +37,35 @@ def _files(tmp_path: Path, pre_location: str) -> Settings:
     return Settings(config=config, pre=tmp_path / "pre.sh", post=tmp_path / "post.sh", app="sqlite")
 
 
-def test_a_location_in_a_host_directory_the_vm_shares_is_refused(
+def test_a_location_anywhere_on_the_host_lands_in_the_vm_only(
     tmp_path: Path, root_required: None
 ) -> None:
+    """/usr/share was shared with this host before the VM's root became a copy-on-write view
+    of it: the script is installed and runs there, and this host never sees it."""
     canary = Path("/usr/share") / f"vmsnap-canary-{uuid.uuid4().hex[:8]}"
     settings = _files(tmp_path, str(canary / "pre.sh"))
-    with pytest.raises(StageError, match="shares with this host"), testbed.build(settings):
+    with testbed.build(settings) as bed:
+        inside = bed.vm.run(["cat", f"{canary}/pre.sh"]).stdout.decode()
+        assert inside == (SAMPLES / "pre.sh").read_text()
+        assert not canary.exists()
+    assert not canary.exists()
+
+
+def test_a_location_in_the_harness_files_is_refused(tmp_path: Path, root_required: None) -> None:
+    """The harness's own files are read-only inside the VM: staging says so in one line,
+    before the cycle, and `vmsnap run` reports it as the run's error."""
+    canary = Path(PACKAGE_ROOT) / f"vmsnap-canary-{uuid.uuid4().hex[:8]}"
+    settings = _files(tmp_path, str(canary / "pre.sh"))
+    with pytest.raises(StageError, match="not the stand-in VM's own"), testbed.build(settings):
         pass
     assert not canary.exists()
     result = run(settings.with_(pacing="prompt", workload_seconds=0.2)).to_dict()
-    assert "shares with this host" in result["error"] and not canary.exists()
+    assert "not the stand-in VM's own" in result["error"] and not canary.exists()
 
 
 def test_a_symlinked_directory_leads_inside_the_vm(tmp_path: Path, root_required: None) -> None:
-    """/usr/local is overlaid: an absolute symlink there points into the VM's tree, even when
-    this host has a real directory at its target."""
+    """An absolute symlink in the VM points into the VM's tree, even when this host has a real
+    directory at its target."""
     name = f"vmsnap-link-{uuid.uuid4().hex[:8]}"
     host_target = Path("/usr/local") / f"{name}-real"
     host_target.mkdir()
@@ -74,19 +89,20 @@ def test_a_symlinked_directory_leads_inside_the_vm(tmp_path: Path, root_required
         shutil.rmtree(host_target)
 
 
-def test_other_runs_files_are_read_only_inside_the_vm(tmp_path: Path, root_required: None) -> None:
-    """The state directory holds every run's pool images and owner records: a script can read
-    them but not change them; its own run directory stays writable."""
+def test_no_run_s_files_are_visible_inside_the_vm(tmp_path: Path, root_required: None) -> None:
+    """The state directory holds every run's pool images and owner records (this run's too):
+    the VM sees it empty and read-only."""
     from pytest_vmsnap.vm import names
 
     other = names.vmsnap_home() / f"canary-{uuid.uuid4().hex[:8]}.img"
     other.write_bytes(b"another run's image\n")
     try:
         with testbed.build(_files(tmp_path, "/etc/azure/pre.sh")) as bed:
+            home = str(names.vmsnap_home())
+            assert bed.vm.run(["ls", "-A", home]).stdout == b""
             done = bed.vm.run(["sh", "-c", f"echo x >> {other}"], check=False)
             assert done.returncode != 0 and b"Read-only file system" in done.stderr
-            bed.vm.run(["sh", "-c", f"echo ok > {bed.workdir}/from-the-vm"])
-            assert (bed.workdir / "from-the-vm").read_text() == "ok\n"
+            assert bed.pool.path.is_dir()  # still there, on this host
         assert other.read_bytes() == b"another run's image\n"
     finally:
         other.unlink()

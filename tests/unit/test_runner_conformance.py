@@ -449,6 +449,30 @@ def test_bad_params_type_is_host_watchdog_without_process(params: Any, p: int) -
     assert result.duration_s == host_watchdog_s(p) == (int(1800 / p) + 2) * p
 
 
+@pytest.mark.parametrize("which", ["pre", "post"])
+def test_sh_that_cannot_start_is_host_watchdog(which: str) -> None:
+    """Sec. 4.1 / 4.4: Popen raising in the plugin thread (no `sh` on the PATH: a pre-script
+    removed /usr) kills the thread without a report: the host watchdog's 310/311."""
+
+    def no_sh(argv: Sequence[str]) -> Any:
+        raise FileNotFoundError(2, "No such file or directory", "sh")
+
+    result = run_script(
+        which,
+        ["sh", "/x.sh"],
+        timeout_s=10,
+        poll_s=3,
+        retries=0,
+        continue_on_failure=False,
+        clock=FakeClock(),
+        spawn=no_sh,
+    )
+    code = codes.HOST_PRE_TIMEOUT if which == "pre" else codes.HOST_POST_TIMEOUT
+    assert (result.error_code, result.watchdog, result.ran) == (code, True, False)
+    assert result.continue_backup is True
+    assert any("FileNotFoundError" in line for line in result.log), result.log
+
+
 def test_bad_post_params_is_311() -> None:
     """Sec. 2.2 table: postScriptParams a number -> 311 FailedPrepostPluginhostPostTimeout."""
     argv = PluginConfig(post_location="/x.sh", post_params=7).argv("post")

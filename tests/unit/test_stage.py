@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from pytest_vmsnap.cycle.stage import Containment, StageError, read_locations, stage
-from pytest_vmsnap.vm.host import default_overlays
-from pytest_vmsnap.vm.linux import read_mounts
+from pytest_vmsnap.vm.guest.rootfs import copied_mounts
+from pytest_vmsnap.vm.linux import parse_mountinfo, read_mounts
 
 
 def write_config(tmp_path: Path, pre: str, post: str, mode: int = 0o600) -> Path:
@@ -88,7 +88,7 @@ def test_a_location_on_a_shared_mount_is_refused(tmp_path: Path) -> None:
     mounts stand for the VM's, and the mount holding tmp_path is left out of the list."""
     config = write_config(tmp_path, "/scripts/pre.sh", "/etc/azure/post.sh")
     containment = Containment(os.getpid(), ("/nowhere",))
-    with pytest.raises(StageError, match="shares with this host"):
+    with pytest.raises(StageError, match="not the stand-in VM's own"):
         stage(tmp_path / "root", config, script(tmp_path, "a.sh", 0o700), containment=containment)
     assert not (tmp_path / "root" / "etc").exists()  # nothing made on the shared mount
 
@@ -146,10 +146,27 @@ def test_missing_and_unreadable_inputs(tmp_path: Path) -> None:
     assert read_locations(broken) == (None, None)
 
 
-def test_default_overlays_skip_dirs_holding_host_mounts(tmp_path: Path) -> None:
-    info = tmp_path / "mountinfo"
-    info.write_text(
-        "22 1 8:1 / / rw - ext4 /dev/vda rw\n30 22 0:5 / /opt/mnt rw - tmpfs tmpfs rw\n"
+def test_the_host_vm_copies_real_file_systems_only_once_each_parents_first() -> None:
+    info = "\n".join(
+        [
+            "22 1 8:1 / / rw - ext4 /dev/vda rw",
+            "23 22 8:2 / /home/a\\040b rw - xfs /dev/vdb rw",
+            "24 22 8:3 / /home rw - ext4 /dev/vdc rw",
+            "25 22 0:5 / /proc rw - proc proc rw",
+            "26 22 7:1 / /var/tmp/vmsnap/x-pool rw - xfs /dev/loop1 rw",
+            "27 22 7:2 / /srv/data rw - ext4 /dev/loop2 rw",
+            "28 22 0:6 / /tmp/venv rw - ext4 /dev/vdd rw",
+            "29 22 0:7 / /sys/fs/cgroup rw - tmpfs tmpfs rw",
+            "30 22 0:8 / /opt/cache rw - tmpfs tmpfs rw",
+            "31 22 8:4 / /home rw - btrfs /dev/vde rw",
+            "32 22 8:5 / /var/tmp/vmsnap/docker rw - ext4 /dev/vdf rw",
+            "33 22 0:9 / /mnt/auto rw - autofs systemd-1 rw",
+        ]
     )
-    overlays = default_overlays(str(info))
-    assert overlays[:2] == ["/etc", "/var/lib"] and "/opt" not in overlays
+    copied = copied_mounts(parse_mountinfo(info), ["/var/tmp/vmsnap"])
+    # The topmost /home (btrfs) only: it covers the earlier /home and /home/a b; parents
+    # before children; no pseudo fs, no loop-backed image, nothing under /tmp, /sys or the
+    # hidden state dir.
+    assert [(m.target, m.fstype) for m in copied] == [("/home", "btrfs"), ("/opt/cache", "tmpfs")]
+    later = parse_mountinfo(info + "\n40 31 8:9 / /home/a\\040b rw - xfs /dev/vdg rw")
+    assert "/home/a b" in [m.target for m in copied_mounts(later, [])]  # unescaped

@@ -32,8 +32,9 @@ so the harness, the driver and the apps use either without knowing which.
 - ``path(inside)`` is ``/proc/<init pid>/root/<inside>`` (``State.Pid`` from ``docker
   inspect``): host-side access to the container's mount namespace, as for the host stand-in;
   ``thaw_all`` issues FITHAW through those paths.
-- Directories in ``shared`` (the harness's run directory with the workload history) are bind
-  mounted read-write at their own paths, like the host stand-in, which shares the host's tree.
+- No path of the VM is on a file system of this host (a script could freeze it): the init
+  replaces Docker's file binds with copies and our package's bind with a read-only overlay
+  (:func:`~pytest_vmsnap.vm.guest.container_init.seal_host_mounts`).
 - Every container is labelled ``vmsnap.tag=<tag>`` and ``vmsnap.vm=<name>`` and named
   ``<tag>-<name>``; :func:`remove_leftovers` finds and removes them by label.
 
@@ -50,7 +51,7 @@ import shutil
 import subprocess
 import sys
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -91,7 +92,6 @@ class ContainerVM(StandIn):
         tag: str = "",
         app: str | None = None,
         image: str | None = None,
-        shared: Iterable[str | os.PathLike[str]] = (),
         stop_timeout_s: int = STOP_TIMEOUT_S,
     ) -> None:
         if app is None and image is None:
@@ -101,7 +101,6 @@ class ContainerVM(StandIn):
         self.disks = list(disks)
         self.app = app
         self.image = image
-        self.shared = [str(p) for p in shared]
         self.stop_timeout_s = stop_timeout_s
         self.id: str | None = None
         self.pid: int | None = None
@@ -178,8 +177,6 @@ class ContainerVM(StandIn):
         for host_path, vm_path in package_mount().items():
             tc.with_volume_mapping(host_path, vm_path, "ro")
         tc.with_volume_mapping(str(self._hold_lock()), CONTROLLER_LOCK, "ro")
-        for path in self.shared:
-            tc.with_volume_mapping(path, path, "rw")
         devices = sorted({f"{d.loopdev}:{d.loopdev}:rwm" for d in self.disks})
         tc.with_kwargs(
             devices=devices,
@@ -203,9 +200,7 @@ class ContainerVM(StandIn):
         """Create and ``flock`` this VM's controller lock (released when this process ends)."""
         import fcntl
 
-        from .engine import state_dir
-
-        path = state_dir() / "vms" / f"{self.container_name}.lock"
+        path = controller_lock(self.container_name)
         path.parent.mkdir(parents=True, exist_ok=True)
         fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
         fcntl.flock(fd, fcntl.LOCK_EX)
@@ -336,6 +331,16 @@ def _forwarded_env(env: dict[str, str] | None) -> dict[str, str]:
 # --- leftovers ----------------------------------------------------------------------------------
 
 
+LOCKS = Path("/dev/shm/vmsnap-vms")
+"""Where controller locks live: a tmpfs, which cannot be frozen (the lock is bound into the
+VM, where a script holds CAP_SYS_ADMIN)."""
+
+
+def controller_lock(container_name: str) -> Path:
+    """The lock file the controller of the container ``container_name`` holds while it lives."""
+    return LOCKS / f"{container_name}.lock"
+
+
 def remove_leftovers(
     tag_prefix: str = names.TAG_PREFIX,
     *,
@@ -371,10 +376,8 @@ def remove_leftovers(
                 if container.status == "running":
                     container.stop(timeout=STOP_TIMEOUT_S)
                 container.remove(force=True)
-                from .engine import state_dir
-
                 with contextlib.suppress(OSError):
-                    (state_dir(home) / "vms" / f"{found['name']}.lock").unlink()
+                    controller_lock(found["name"]).unlink()
                 actions.append(f"removed container {found['name']} ({found['id'][:12]})")
             except Exception as err:
                 actions.append(f"could not remove {found['name']}: {err}")

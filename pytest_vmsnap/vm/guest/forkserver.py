@@ -66,11 +66,11 @@ def serve(inp: int = 0, out: int = 1) -> None:
 
     def start(request: dict[str, Any]) -> None:
         call_id = int(request["id"])
-        if request.get("kill"):
+        if "signal" in request:
             pid = children.get(call_id)
             if pid is not None:
-                with contextlib.suppress(ProcessLookupError):
-                    os.kill(pid, signal.SIGKILL)
+                with contextlib.suppress(ProcessLookupError, ValueError):
+                    os.kill(pid, signal.Signals(int(request["signal"])))
             return
         r, w = os.pipe()
         pid = os.fork()

@@ -2,9 +2,10 @@
 
 Run by :mod:`pytest_vmsnap.vm.host` as
 ``unshare --mount --net --pid --fork --mount-proc --propagation private python -m
-pytest_vmsnap.vm.guest.vminit SPEC_JSON``. It brings up a private loopback, puts tmpfs on
-``/tmp`` and ``/run``, overlays ``/etc`` and ``/var/lib`` (writes land in memory, the host's
-files are never touched), mounts the VM's disks at their real paths, prints ``READY`` and waits.
+pytest_vmsnap.vm.guest.vminit SPEC_JSON``. It brings up a private loopback, makes the VM's
+root a copy-on-write view of this host with the VM's disks at their real paths
+(:mod:`.rootfs`: writes land in memory, no file system of the host is reachable), prints
+``READY`` and waits.
 
 It ends when its stdin closes (the controller died or asked it to), or on SIGTERM, SIGINT or
 SIGHUP. Before it exits it thaws every disk mount: the kernel then kills every process of the VM
@@ -16,91 +17,33 @@ from __future__ import annotations
 import json
 import os
 import signal
-import subprocess
 import sys
 import threading
 from collections.abc import Callable
+from typing import Any
 
-from ..linux import read_mounts, run, thaw
-
-OVERLAY_STATE = "/run/.vmsnap-overlay"
-
-
-def _under(path: str, tops: tuple[str, ...]) -> bool:
-    return any(path == t or path.startswith(t + "/") for t in tops)
+from ..linux import run, thaw
+from .rootfs import RootSpec, build_root
 
 
-def _drop_foreign_loop_mounts(spec: dict) -> None:
-    """Detach, in this namespace only, the loop-backed mounts of other runs.
-
-    A new mount namespace starts with a copy of every host mount, other sessions' pools
-    included; a copy would keep their loop devices bound until this VM ends. Ours are the
-    VM's disks and the mounts whose path carries the VM's tag (its pool).
-    """
-    ours = {m["target"] for m in spec.get("mounts", [])}
-    tag = spec.get("tag") or "\0"
-    for m in sorted(read_mounts(), key=lambda m: -m.target.count("/")):
-        if m.source.startswith("/dev/loop") and m.target not in ours and tag not in m.target:
-            subprocess.run(["umount", "-l", m.target], capture_output=True)
-
-
-def build(spec: dict) -> None:
-    """Make this mount namespace look like the VM described by ``spec``."""
+def build(spec: dict) -> dict[str, list[str]]:
+    """Make this mount namespace the VM described by ``spec`` (see :mod:`.rootfs`); what the
+    controller should know: the host paths the VM sees empty (``not_shown``)."""
     run(["ip", "link", "set", "lo", "up"])
-    # Paths the VM must still see under the private /tmp and /run (the Python that runs our
-    # code, this package, the pool): held by descriptor, bound back after the tmpfs mounts.
-    kept = {
-        p: os.open(p, os.O_PATH | os.O_DIRECTORY)
-        for p in spec.get("keep", [])
-        if _under(p, ("/tmp", "/run")) and os.path.isdir(p)
-    }
-    run(["mount", "-t", "tmpfs", "-o", "mode=1777,size=512m", "vmsnap-tmp", "/tmp"])
-    run(["mount", "-t", "tmpfs", "-o", "mode=755,size=256m", "vmsnap-run", "/run"])
-    for path, fd in kept.items():
-        os.makedirs(path, exist_ok=True)
-        run(["mount", "--no-canonicalize", "--rbind", f"/proc/{os.getpid()}/fd/{fd}", path])
-        os.close(fd)
-    for sub in ("lock", "user"):
-        os.makedirs(f"/run/{sub}", exist_ok=True)
-    os.chmod("/run/lock", 0o1777)
-    for lower in spec.get("overlays", ["/etc", "/var/lib"]):
-        state = f"{OVERLAY_STATE}{lower}"
-        os.makedirs(f"{state}/upper", exist_ok=True)
-        os.makedirs(f"{state}/work", exist_ok=True)
-        run(
-            [
-                "mount",
-                "-t",
-                "overlay",
-                f"vmsnap-ovl{lower.replace('/', '-')}",
-                "-o",
-                f"lowerdir={lower},upperdir={state}/upper,workdir={state}/work",
-                lower,
-            ]
-        )
+    root = RootSpec(
+        disks=spec.get("mounts", []),
+        readonly=spec.get("readonly", []),
+        hidden=spec.get("hidden", []),
+    )
+    not_shown = build_root(root)
     for m in spec.get("mounts", []):
-        os.makedirs(m["target"], exist_ok=True)
-        argv = ["mount", "-t", m["fs"]]
-        if m.get("options"):
-            argv += ["-o", ",".join(m["options"])]
-        run([*argv, m["dev"], m["target"]])
         if m.get("owner"):
             uid, gid = m["owner"]
             os.chown(m["target"], uid, gid)
-    _drop_foreign_loop_mounts(spec)
-    # This host's directories the VM must see but not change (other runs' images and owner
-    # records): a read-only copy of each, its own pool mounted below it staying writable;
-    # then the directories it does write to (its run directory), writable again.
-    for path in spec.get("readonly", []):
-        if os.path.isdir(path):
-            run(["mount", "--rbind", path, path])
-            run(["mount", "-o", "remount,bind,ro", path])
-    for path in spec.get("writable", []):
-        if os.path.isdir(path):
-            run(["mount", "--bind", path, path])
     if spec.get("hostname"):
         # Only the UTS namespace would make this private; we record it instead of setting it.
         os.environ["VMSNAP_VM"] = spec["hostname"]
+    return {"not_shown": not_shown}
 
 
 def stop_on_signals() -> threading.Event:
@@ -116,23 +59,24 @@ def stop_on_signals() -> threading.Event:
 
 
 def serve_as_init(
-    build_vm: Callable[[], None],
+    build_vm: Callable[[], dict[str, Any] | None],
     disks: list[str],
     watch: Callable[[threading.Event], None],
     shutdown: Callable[[], None],
 ) -> int:
-    """A VM's PID 1, host or container: build the VM, print ``READY`` (or ``FAILED`` and one
-    line, thawing the disks), reap every orphan of the VM until a signal or ``watch`` (a
-    thread watching the controller) says stop, then ``shutdown``."""
+    """A VM's PID 1, host or container: build the VM, print ``READY`` and a JSON object
+    (``pid`` and what ``build_vm`` returned), or ``FAILED`` and one line (thawing the disks);
+    reap every orphan of the VM until a signal or ``watch`` (a thread watching the
+    controller) says stop, then ``shutdown``."""
     stop = stop_on_signals()
     try:
-        build_vm()
+        info = build_vm() or {}
     except Exception as err:  # one line for the controller, never a traceback
         print(f"FAILED {' '.join(str(err).split())}", flush=True)
         for target in reversed(disks):
             thaw(target)
         return 1
-    print("READY " + json.dumps({"pid": os.getpid()}), flush=True)
+    print("READY " + json.dumps({"pid": os.getpid(), **info}), flush=True)
     threading.Thread(target=watch, args=(stop,), daemon=True).start()
     while not stop.is_set():
         try:
