@@ -55,19 +55,13 @@ def seal_host_mounts(own: list[str]) -> None:
         elif os.path.isdir(target):
             # An overlay's layer must be attached when it is made; it keeps the bind alive
             # once detached. Made aside, then bound in its place.
-            aside = f"/run/.vmsnap-seal/{len(os.listdir('/run'))}"
+            aside = f"/run/.vmsnap-seal/{i}"
             os.makedirs(f"{aside}/empty")
             os.makedirs(f"{aside}/view")
-            data = f"lowerdir=/proc/self/fd/{{fd}}:{aside}/empty"
             fd = os.open(target, os.O_PATH | os.O_CLOEXEC)
             try:
-                mount(
-                    HARNESS_SOURCE,
-                    f"{aside}/view",
-                    "overlay",
-                    MS_RDONLY | MS_NODEV,
-                    data.format(fd=fd),
-                )
+                data = f"lowerdir=/proc/self/fd/{fd}:{aside}/empty"
+                mount(HARNESS_SOURCE, f"{aside}/view", "overlay", MS_RDONLY | MS_NODEV, data)
             finally:
                 os.close(fd)
             umount(target, MNT_DETACH)
