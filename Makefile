@@ -4,7 +4,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: all deps setup test unit integration lint typecheck demo bench cleanup clean
+.PHONY: all deps setup test unit integration lint typecheck demo bench soak cleanup clean
 
 all: test
 
@@ -42,6 +42,10 @@ demo: setup
 ## Benchmarks (outside the default run): each script prints its own table.
 bench: setup
 	@for f in bench/bench_*.py; do echo "== $$f"; $(PY) $$f || exit 1; done
+
+## The fault soak (outside the default run): 200 cycles of broken scripts, kills and squeezes.
+soak: setup
+	@$(PY) bench/soak_faults.py
 
 ## Release leftovers (loop devices, mounts, VMs) of crashed runs, found by their tag.
 cleanup: setup

@@ -67,14 +67,17 @@ def build(
     given) is filled as the build goes (``vm_build_s``, ``provision_s``).
     """
     app = get_app(settings.app)
+    _release_dead_runs()
     tag = names.new_tag()
     timings = {} if timings is None else timings
     with contextlib.ExitStack() as own:
         t = time.monotonic()
         # First in, last out: if this process dies before the end, the reaper releases the
         # tag; if it gets to the end, the reaper finds nothing to do.
-        watch = reaper.start(names.vmsnap_home(), tag, containers=settings.vm == "container")
+        containers = settings.vm == "container"
+        watch = reaper.start(names.vmsnap_home(), tag, containers=containers)
         own.callback(watch.stop)
+        own.callback(_release_rest, tag, containers)
         pool_fs: Literal["xfs", "btrfs"] = "btrfs" if settings.snapshot == "btrfs" else "xfs"
         pool = vmdisks.Pool.open(names.vmsnap_home(), tag, fs=pool_fs)
         # The owner record (made by Pool.open) goes last, once everything of the tag is gone.
@@ -131,6 +134,39 @@ def build(
             app.versions(vm),
             timings,
         )
+
+
+def _release_dead_runs() -> None:
+    """What runs whose controller died left (their reaper normally got there first): found
+    by tag and released, as ``vmsnap cleanup`` would; live runs are left alone."""
+    from ..vm import cleanup
+
+    found, report = cleanup.cleanup(names.vmsnap_home())
+    if found.tags:
+        log.warning(
+            "released what dead runs left (%s): %s",
+            ", ".join(found.tags),
+            "; ".join(report.actions + report.errors),
+        )
+
+
+def _release_rest(tag: str, containers: bool) -> None:
+    """The last step of every build's unwinding: release what a step interrupted half-way
+    left of ``tag`` (a signal between a mount and its record, say), the owner record last.
+    Normally there is nothing; the reaper is not asked, since this process is alive."""
+    from ..vm import cleanup
+
+    actions = []
+    if containers:
+        from ..vm.docker.container import remove_leftovers
+
+        actions += remove_leftovers(tag, include_live=True)
+    found = cleanup.find_leftovers(names.vmsnap_home(), tag_prefix=tag, include_live=True)
+    if found.mounts or found.loops or found.files:
+        report = cleanup.release(found)
+        actions += report.actions + report.errors
+    if actions:
+        log.warning("released what an interrupted step of %s left: %s", tag, "; ".join(actions))
 
 
 def new_vm(

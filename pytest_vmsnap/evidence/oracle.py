@@ -175,17 +175,32 @@ def decide(
             f"{len(evidence.acked_missing)} of {evidence.acked_before_pre} writes "
             "acknowledged before the pre-script returned are missing"
         )
+    # A probe that could not be made (its process killed, say) proves nothing either way:
+    # the verdict cannot rest on it, and the reason says so rather than blame the scripts.
     if evidence.quiesce_probe_ok is False:
-        result = (evidence.quiesce_probe or {}).get("result")
-        reasons.append(
-            f"quiesce probe: a write on a fresh connection was {result} while the "
-            "scripts claimed to hold a lock"
-        )
+        probe = evidence.quiesce_probe or {}
+        if probe.get("result") == "error":
+            reasons.append(
+                f"quiesce probe: could not be made ({probe.get('error')}), so the lock the "
+                "scripts claim is unproven"
+            )
+        else:
+            reasons.append(
+                f"quiesce probe: a write on a fresh connection was {probe.get('result')} "
+                "while the scripts claimed to hold a lock"
+            )
     if evidence.liveness_ok is False:
-        reasons.append(
-            "liveness: the application still could not write after the "
-            "post-script (left locked or read-only)"
-        )
+        live = evidence.liveness or {}
+        if live.get("result") == "error":
+            reasons.append(
+                f"liveness: could not be checked ({live.get('error')}): whether the "
+                "application can write after the post-script is unproven"
+            )
+        else:
+            reasons.append(
+                "liveness: the application still could not write after the "
+                "post-script (left locked or read-only)"
+            )
     if status != 0:
         reasons.append(f"the framework reported status {status}, not application-consistent")
     if ceiling == CRASH:

@@ -143,3 +143,15 @@ def test_unreadable_state_is_inconsistent() -> None:
     ev = evidence(state={"error": "no such table: vmsnap_log"})
     v = oracle.decide(ev, taken=True, status=0)
     assert v.verdict == oracle.INCONSISTENT
+
+
+def test_a_probe_that_could_not_be_made_is_unproven_not_blamed_on_the_scripts() -> None:
+    """A probe whose process died (the OOM killer, under a squeezed memory limit) keeps the
+    verdict below application-consistent, and the reason says the check could not be made."""
+    failed = {"result": "error", "error": "its process ended without an answer (killed by 9)"}
+    ev = evidence()
+    oracle.judge_probes(ev, "lock", failed, failed)
+    v = oracle.decide(ev, taken=True, status=0)
+    assert v.verdict == oracle.CRASH
+    assert "could not be made" in v.reasons[0] and "unproven" in v.reasons[0]
+    assert "could not be checked" in v.reasons[1] and "left locked" not in v.reasons[1]
