@@ -39,7 +39,7 @@ def read_locations(config: Path) -> tuple[str | None, str | None]:
     """The two script locations from a config, or None where the config does not say."""
     try:
         data = json.loads(config.read_bytes().decode("utf-8"))
-    except (OSError, ValueError):
+    except (OSError, ValueError, RecursionError):
         return None, None
     if not isinstance(data, dict):
         return None, None
@@ -115,6 +115,8 @@ def _why_no_location(config: Path, which: str) -> str:
         return f"the config is not UTF-8 text (byte {err.start}), so it names no {key}"
     except ValueError as err:
         return f"the config is not valid JSON ({err}), so it names no {key}"
+    except RecursionError:
+        return f"the config's JSON is nested too deeply to read, so it names no {key}"
     except OSError as err:
         return f"the config cannot be read ({err.strerror})"
     if not isinstance(data, dict):

@@ -121,9 +121,24 @@ def _liveness(ctx: Context) -> None:
 
 def _config_value(settings: Settings, key: str) -> Any:
     """One key of the user's config (None when it cannot be read)."""
-    with contextlib.suppress(OSError, ValueError, TypeError, AttributeError):
+    with contextlib.suppress(OSError, ValueError, TypeError, AttributeError, RecursionError):
         return json.loads(Path(settings.config).read_text()).get(key)  # type: ignore[arg-type]
     return None
+
+
+def _config_data(config: Path) -> dict[str, Any]:
+    """The user's config as an object, which the fault checks change; CheckFailed (one line)
+    when it is not one."""
+    try:
+        data = json.loads(config.read_bytes().decode("utf-8"))
+    except (OSError, ValueError, RecursionError) as err:
+        why = "nested too deeply" if isinstance(err, RecursionError) else str(err)
+        raise CheckFailed(
+            f"the config cannot be read as JSON ({why}): the fault checks change its keys"
+        ) from None
+    if not isinstance(data, dict):
+        raise CheckFailed("the config is not a JSON object: the fault checks change its keys")
+    return data
 
 
 def _with_script(ctx: Context, which: str, body: str, **config_changes: Any) -> Settings:
@@ -134,7 +149,7 @@ def _with_script(ctx: Context, which: str, body: str, **config_changes: Any) -> 
     script = tmp / f"{which}.sh"
     script.write_text(body)
     script.chmod(0o700)
-    data = json.loads(s.config.read_text())
+    data = _config_data(s.config)
     data.update(config_changes)
     config = tmp / "VMSnapshotScriptPluginConfig.json"
     config.write_text(json.dumps(data))
@@ -202,7 +217,7 @@ def _fault_post_fails(ctx: Context) -> None:
 def _fault_post_missing(ctx: Context) -> None:
     s = _with_script(ctx, "post", "exit 0\n", continueBackupOnFailure=True)
     s = s.with_(post=None)
-    data = json.loads(s.config.read_text()) if s.config else {}
+    data = _config_data(s.config) if s.config else {}
     data["postScriptLocation"] = "/etc/azure/vmsnap-missing-post.sh"
     assert s.config is not None
     s.config.write_text(json.dumps(data))

@@ -107,8 +107,11 @@ class VmHandle:
             raise ValueError(f"which is 'pre' or 'post', not {which!r}")
         if self.settings.config is None:
             raise ValueError("no config was installed (vmsnap_config / vmsnap_vm(config=...))")
-        data = json.loads(self.settings.config.read_text())
-        location = data.get(f"{which}ScriptLocation")
+        try:
+            data = json.loads(self.settings.config.read_text())
+        except RecursionError:
+            raise ValueError("the config's JSON is nested too deeply to read") from None
+        location = data.get(f"{which}ScriptLocation") if isinstance(data, dict) else None
         if not isinstance(location, str):
             raise ValueError(f"the config has no {which}ScriptLocation")
         params = [str(p) for p in data.get(f"{which}ScriptParams") or []]
