@@ -133,8 +133,8 @@ def is_held(dev: str) -> bool:
 
 def can_reflink(directory: str | os.PathLike[str]) -> bool:
     """Does ``directory`` support reflink copies? Tried for real: FICLONE on two temp files."""
-    src_fd, src = tempfile.mkstemp(prefix=".vmsnap-reflink-", dir=directory)
-    dst_fd, dst = tempfile.mkstemp(prefix=".vmsnap-reflink-", dir=directory)
+    src_fd, src = tempfile.mkstemp(prefix=".vmsnap_reflink-", dir=directory)
+    dst_fd, dst = tempfile.mkstemp(prefix=".vmsnap_reflink-", dir=directory)
     try:
         os.write(src_fd, b"\0" * 4096)
         os.fsync(src_fd)
@@ -362,7 +362,7 @@ def recover_hidden_superblock(dev: str) -> list[str]:
 
     If it is really mounted in another mount namespace, this only thaws it.
     """
-    tmp = tempfile.mkdtemp(prefix="vmsnap-recover-")
+    tmp = tempfile.mkdtemp(prefix="vmsnap_recover-")
     try:
         run(["mount", dev, tmp])
     except VmError:

@@ -6,6 +6,10 @@ thing in a name (``vmsnap-1a2b3c-gw0-vm1-data.img``) and :func:`tag_of` reads it
 
 ``VMSNAP_HOME`` (default ``/var/tmp/vmsnap``) is the harness's state directory on the host: pools,
 mount dirs and one owner record per live tag (so cleanup can leave a running session alone).
+
+A scratch name that belongs to no run must not read as a tag (``vmsnap_reflink-...``, not
+``vmsnap-reflink-...``): every run releases, as it starts, the tags whose owner is gone, and a
+name without an owner record counts as one.
 """
 
 from __future__ import annotations

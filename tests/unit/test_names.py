@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -106,3 +107,20 @@ def test_owner_record_tells_live_from_dead(tmp_path: Path) -> None:
     assert names.owner_alive(tmp_path, other) is False
     names.owner_file(tmp_path, other).write_text("garbage")
     assert names.owner_alive(tmp_path, other) is False
+
+
+def test_scratch_names_of_no_run_never_read_as_tags() -> None:
+    """Every run releases what dead runs left as it starts: a probe file of a live run read as
+    the tag ``vmsnap-reflink`` (no owner record: dead) was deleted under its feet (found by
+    four runs at once)."""
+    import inspect
+
+    from pytest_vmsnap.vm import disks
+    from pytest_vmsnap.vm.snapshot import reflink
+
+    sources = inspect.getsource(disks) + inspect.getsource(reflink)
+    scratch = ["".join(p) for p in re.findall(r'prefix="([^"]+)"|f"(\.vmsnap[^{"]*)', sources)]
+    assert len(scratch) >= 3, scratch  # the two reflink probes and the recovery mount point
+    for prefix in scratch:
+        assert names.tag_of(prefix + "x1y2z3") is None, prefix
+    assert names.tag_of("/var/tmp/vmsnap/vmsnap-1a2b3c-pool.img") == "vmsnap-1a2b3c"

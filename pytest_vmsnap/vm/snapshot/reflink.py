@@ -36,7 +36,7 @@ class ReflinkBackend(SnapshotBackend):
 
 def probe_reflink(directory: Path) -> tuple[bool, str]:
     """Try one FICLONE inside ``directory`` (with two small scratch files removed afterwards)."""
-    tag = f".vmsnap-reflink-probe-{os.getpid()}-{time.monotonic_ns()}"
+    tag = f".vmsnap_reflink-probe-{os.getpid()}-{time.monotonic_ns()}"
     src, dst = directory / f"{tag}.src", directory / f"{tag}.dst"
     try:
         src.write_bytes(b"\0" * 4096)
