@@ -175,32 +175,27 @@ def decide(
             f"{len(evidence.acked_missing)} of {evidence.acked_before_pre} writes "
             "acknowledged before the pre-script returned are missing"
         )
-    # A probe that could not be made (its process killed, say) proves nothing either way:
-    # the verdict cannot rest on it, and the reason says so rather than blame the scripts.
     if evidence.quiesce_probe_ok is False:
-        probe = evidence.quiesce_probe or {}
-        if probe.get("result") == "error":
-            reasons.append(
-                f"quiesce probe: could not be made ({probe.get('error')}), so the lock the "
-                "scripts claim is unproven"
+        result = (evidence.quiesce_probe or {}).get("result")
+        reasons.append(
+            _probe_reason(
+                "quiesce probe",
+                evidence.quiesce_probe,
+                "the lock the scripts claim is unproven",
+                f"a write on a fresh connection was {result} while the scripts claimed to "
+                "hold a lock",
             )
-        else:
-            reasons.append(
-                f"quiesce probe: a write on a fresh connection was {probe.get('result')} "
-                "while the scripts claimed to hold a lock"
-            )
+        )
     if evidence.liveness_ok is False:
-        live = evidence.liveness or {}
-        if live.get("result") == "error":
-            reasons.append(
-                f"liveness: could not be checked ({live.get('error')}): whether the "
-                "application can write after the post-script is unproven"
+        reasons.append(
+            _probe_reason(
+                "liveness",
+                evidence.liveness,
+                "whether the application can write after the post-script is unproven",
+                "the application still could not write after the post-script (left locked "
+                "or read-only)",
             )
-        else:
-            reasons.append(
-                "liveness: the application still could not write after the "
-                "post-script (left locked or read-only)"
-            )
+        )
     if status != 0:
         reasons.append(f"the framework reported status {status}, not application-consistent")
     if ceiling == CRASH:
@@ -216,3 +211,11 @@ def decide(
         ],
         evidence,
     )
+
+
+def _probe_reason(name: str, probe: dict[str, Any] | None, unproven: str, failed: str) -> str:
+    """Why a probe keeps the verdict down. A probe that could not be made (its process
+    killed, say) proves nothing either way: the reason says so rather than blame the scripts."""
+    if (probe or {}).get("result") == "error":
+        return f"{name}: could not be made ({(probe or {}).get('error')}): {unproven}"
+    return f"{name}: {failed}"

@@ -154,4 +154,4 @@ def test_a_probe_that_could_not_be_made_is_unproven_not_blamed_on_the_scripts() 
     v = oracle.decide(ev, taken=True, status=0)
     assert v.verdict == oracle.CRASH
     assert "could not be made" in v.reasons[0] and "unproven" in v.reasons[0]
-    assert "could not be checked" in v.reasons[1] and "left locked" not in v.reasons[1]
+    assert "could not be made" in v.reasons[1] and "left locked" not in v.reasons[1]
