@@ -81,7 +81,7 @@ def _cmd_lint(args: argparse.Namespace) -> int:
 _RUN_EPILOG = """\
 exit codes:
   0  the verdict is application-consistent
-  1  any other verdict (crash-consistent, inconsistent, unrecoverable, not-taken)
+  1  any other verdict (crash-consistent, inconsistent, unrecoverable, not-taken, error)
   2  usage error
 """
 

@@ -78,6 +78,7 @@ def run(settings: Settings, *, hooks: Hooks | None = None) -> RunResult:
     problems = settings.problems()
     if problems:
         result.error = "; ".join(problems)
+        result.verdict, result.reasons = oracle.ERROR, [f"harness: {result.error}"]
         return result
     try:
         with sigterm_unwinds():
@@ -102,10 +103,14 @@ def run(settings: Settings, *, hooks: Hooks | None = None) -> RunResult:
         )
         log.error("%s", err)
     except Exception as err:  # one clear line for the user; the VM was released already
+        # Not "not-taken" (that is the framework's decision): the harness itself failed, so
+        # nothing is known about the scripts. A verdict reached before it failed is kept in
+        # the reasons, not in the verdict.
         result.error = f"{type(err).__name__}: {' '.join(str(err).split())}"
         log.error("cycle failed: %s", result.error)
-        if result.verdict == oracle.APPLICATION:
-            result.verdict = oracle.CRASH
+        judged = [f"(judged before the error: {result.verdict})"] if result.reasons else []
+        result.verdict = oracle.ERROR
+        result.reasons = [f"harness: {result.error}", *judged, *result.reasons]
     return result
 
 

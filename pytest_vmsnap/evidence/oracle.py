@@ -1,7 +1,8 @@
 """The verdict after restore: does the snapshot hold a consistent application, and why (not)?
 
 Verdicts, best first: ``application-consistent``, ``crash-consistent``, ``inconsistent``,
-``unrecoverable``; ``not-taken`` when the framework took no snapshot. Log replay (WAL, redo,
+``unrecoverable``; ``not-taken`` when the framework took no snapshot; ``error`` when the
+harness could not finish the cycle (nothing is then known about the scripts). Log replay (WAL, redo,
 AOF) on start is the store's designed path and is recorded, not held against the snapshot;
 repair is. Every verdict comes with the evidence that decided it.
 """
@@ -19,7 +20,8 @@ CRASH = "crash-consistent"
 INCONSISTENT = "inconsistent"
 UNRECOVERABLE = "unrecoverable"
 NOT_TAKEN = "not-taken"
-VERDICTS = (APPLICATION, CRASH, INCONSISTENT, UNRECOVERABLE, NOT_TAKEN)
+ERROR = "error"
+VERDICTS = (APPLICATION, CRASH, INCONSISTENT, UNRECOVERABLE, NOT_TAKEN, ERROR)
 
 
 @dataclass

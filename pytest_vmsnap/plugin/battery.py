@@ -244,7 +244,7 @@ def _fault_snapshot_fails(ctx: Context) -> None:
 
 def _baseline(ctx: Context) -> None:
     r = ctx.cycle("baseline", ctx.settings.with_(baseline=True, quiesce="none"))
-    if r.error or r.verdict == oracle.NOT_TAKEN:
+    if r.error or r.verdict in (oracle.NOT_TAKEN, oracle.ERROR):
         raise CheckFailed(
             "the crash-consistent baseline (no scripts, no freeze) could not be "
             "taken and restored:\n" + explain(r.to_dict(), oracle.CRASH)

@@ -55,7 +55,7 @@ def explain(run: dict[str, Any], expected: str) -> str:
         tail = (s.get("stderr") or "").strip().splitlines()[-2:]
         if s.get("ran") and s.get("error_code") and tail:
             lines.append(f"  {which}-script stderr: " + " / ".join(tail))
-    if run.get("error"):
+    if run.get("error") and not any(run["error"] in r for r in run.get("reasons", [])[:4]):
         lines.append(f"  harness: {run['error']}")
     return "\n".join(lines)
 

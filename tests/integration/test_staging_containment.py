@@ -61,6 +61,9 @@ def test_a_location_in_the_harness_files_is_refused(tmp_path: Path, root_require
     assert not canary.exists()
     result = run(settings.with_(pacing="prompt", workload_seconds=0.2)).to_dict()
     assert "not the stand-in VM's own" in result["error"] and not canary.exists()
+    # The harness could not run the cycle: its own verdict, with the cause, never the
+    # framework's "not-taken".
+    assert result["verdict"] == "error" and result["error"] in result["reasons"][0]
 
 
 def test_a_symlinked_directory_leads_inside_the_vm(tmp_path: Path, root_required: None) -> None:

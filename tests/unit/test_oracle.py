@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from pytest_vmsnap.apps.base import BANK_ACCOUNTS, BANK_TOTAL, IntegrityReport, StartReport
@@ -155,3 +157,14 @@ def test_a_probe_that_could_not_be_made_is_unproven_not_blamed_on_the_scripts() 
     assert v.verdict == oracle.CRASH
     assert "could not be made" in v.reasons[0] and "unproven" in v.reasons[0]
     assert "could not be made" in v.reasons[1] and "left locked" not in v.reasons[1]
+
+
+def test_a_harness_that_cannot_run_the_cycle_says_error_not_not_taken(tmp_path: Path) -> None:
+    """not-taken is the framework's decision; a cycle the harness could not run has its own
+    verdict, with the cause first among the reasons."""
+    from pytest_vmsnap.cycle.run import run
+    from pytest_vmsnap.settings import Settings
+
+    d = run(Settings(config=tmp_path / "missing.json", app="sqlite")).to_dict()
+    assert d["verdict"] == oracle.ERROR and oracle.ERROR in oracle.VERDICTS
+    assert d["reasons"][0] == f"harness: {d['error']}" and "does not exist" in d["error"]

@@ -16,6 +16,7 @@ VERDICTS = (
     "inconsistent",
     "unrecoverable",
     "not-taken",
+    "error",
 )
 VERDICT_CLASS = {
     "application-consistent": "ok",
@@ -23,6 +24,7 @@ VERDICT_CLASS = {
     "inconsistent": "bad",
     "unrecoverable": "bad",
     "not-taken": "none",
+    "error": "none",
 }
 VERDICT_MEANING = {
     "application-consistent": "starts with no repair, every write acknowledged before the "
@@ -32,6 +34,8 @@ VERDICT_MEANING = {
     "inconsistent": "starts, but integrity checks or invariants fail",
     "unrecoverable": "the restored copy does not start within its deadline",
     "not-taken": "the framework took no snapshot (the code says why)",
+    "error": "the harness could not finish the cycle (the message says why): nothing is "
+    "known about the scripts",
 }
 PHASES = ("precheck", "pre", "freeze", "snapshot", "thaw", "post")
 PHASE_LABEL = {
