@@ -30,6 +30,7 @@ HINCRBY; probes write ``vmsnap:probe``.
 
 from __future__ import annotations
 
+import inspect
 import os
 import re
 import time
@@ -190,6 +191,11 @@ class RedisClient(Client):
         from redis.backoff import NoBackoff
         from redis.retry import Retry
 
+        quiet: dict[str, Any] = {}
+        if "lib_name" in inspect.signature(redis.Redis.__init__).parameters:
+            # redis-py >= 5 would send CLIENT SETINFO, which Redis 7.0 rejects; Debian 12's
+            # python3-redis 4.3.4 (inside the container stand-in) knows no such argument.
+            quiet = {"lib_name": None, "lib_version": None}
         return redis.Redis(
             host=HOST,
             port=PORT,
@@ -200,8 +206,7 @@ class RedisClient(Client):
             retry=Retry(NoBackoff(), 0),
             retry_on_timeout=False,
             single_connection_client=True,
-            lib_name=None,
-            lib_version=None,
+            **quiet,
         )
 
     def append(self, seq: int, writer: int) -> None:
@@ -396,12 +401,10 @@ class RedisApp(App):
         match = re.search(r"v=(\S+)", server)
         out["redis_server"] = match.group(1) if match else server.strip() or "?"
         out["server"] = _info(vm, "server").get("redis_version", "?")
-        try:
-            import redis
-
-            out["redis_py"] = redis.__version__
-        except ImportError:
-            out["redis_py"] = "not installed"
+        try:  # the library the VM's processes use, which is not always this process's
+            out["redis_py"] = str(vm.call(f"{__name__}:client_version"))
+        except Exception as err:
+            out["redis_py"] = f"? ({one_line(err)})"
         return out
 
     def client(self, timeout_s: float = 10.0) -> Client:
@@ -409,3 +412,12 @@ class RedisApp(App):
 
 
 APP = RedisApp()
+
+
+def client_version() -> str:
+    """The redis-py version of this Python (called inside the VM)."""
+    try:
+        import redis
+    except ImportError:
+        return "not installed"
+    return str(redis.__version__)

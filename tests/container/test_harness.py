@@ -60,7 +60,12 @@ def _settings(tmp_path: Path, app: str, pre: str, post: str, **changes: object) 
 
 
 def _host_available(app: str) -> str | None:
-    binary = {"postgres": "/usr/lib/postgresql/15/bin/postgres", "mariadb": "/usr/sbin/mariadbd"}
+    binary = {
+        "postgres": "/usr/lib/postgresql/15/bin/postgres",
+        "mariadb": "/usr/sbin/mariadbd",
+        "redis": "/usr/bin/redis-server",
+        "sqlite": "/usr/bin/sqlite3",
+    }
     if not Path(binary[app]).exists():
         return f"{app} is not installed on the host: no host stand-in to compare with"
     return None
@@ -85,10 +90,15 @@ def _summary(result: object) -> dict[str, object]:
 
 
 CASES = [
-    # app, pre, post, quiesce, expected verdict
+    # app, pre, post, quiesce, expected verdict (None: below application-consistent, with
+    # the live application left unable to write)
     ("postgres", "pre.sh", "post.sh", "none", oracle.APPLICATION),
     ("mariadb", "pre.sh", "post.sh", "lock", oracle.APPLICATION),
     ("mariadb", "pre-ftwrl-exits.sh", "post-leaves-readonly.sh", "none", None),
+    ("redis", "pre.sh", "post.sh", "lock", oracle.APPLICATION),
+    ("redis", "pre-bgsave-nowait.sh", "post.sh", "lock", oracle.CRASH),
+    ("sqlite", "pre.sh", "post.sh", "lock", oracle.APPLICATION),
+    ("sqlite", "pre-lock-released.sh", "post.sh", "lock", oracle.CRASH),
 ]
 
 
@@ -113,6 +123,8 @@ def test_container_cycle_matches_host(
     if expected is not None:
         assert c["verdict"] == expected, (c["reasons"], c["scripts"])
         assert c["status"] == 0 and c["oracle"]["acked_missing"] == 0
+        # The in-VM client wrote (a harness that cannot connect must not pass as "refused").
+        assert c["oracle"]["acked_before_pre"] > 0, c["oracle"]
     else:
         assert c["verdict"] != oracle.APPLICATION, c["reasons"]
         assert c["oracle"]["liveness_ok"] is False
