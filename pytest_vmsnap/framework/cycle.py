@@ -214,7 +214,7 @@ def run_cycle(
             if crash:
                 result.findings.append(crash)
                 return _finish(result, codes.ERROR, health, crash["message"])
-        dobackup = result.pre.continue_backup
+        dobackup = _combined(result.pre.continue_backup)
         if fs_freeze == False and result.pre.failed:  # noqa: E712 - the extension compares == False
             dobackup = False
 
@@ -223,7 +223,9 @@ def run_cycle(
         snapshot_error = _freeze_snapshot_thaw(
             result, freezer, snapshotter, bool(fs_freeze), clock, t0, notify
         )
-        if snapshot_error:
+        # Errata E3: the "snapshots are inconsistent" path (a failed thaw) writes "success"
+        # as the health code, a no-op: a failed script's code, written later, wins.
+        if snapshot_error and not _thaw_inconsistent(result):
             health.set(snapshot_error)
 
     if code == 0 and cfg is not None:
@@ -239,7 +241,7 @@ def run_cycle(
             if crash:
                 result.findings.append(crash)
                 return _finish(result, codes.ERROR, health, crash["message"])
-        if not result.post.continue_backup:
+        if not _combined(result.post.continue_backup):
             dobackup = False
         if fs_freeze == False and result.post.failed:  # noqa: E712
             dobackup = False
@@ -413,6 +415,24 @@ def _reported(code: int, profile: Profile) -> bool:
     if codes.lookup(code).reported:
         return True
     return profile.report_config_errors and code != codes.CONFIG_NOT_FOUND
+
+
+def _combined(continue_backup: Any) -> Any:
+    """The plugin host's ``True & continueBackup`` (errata E2): an even integer gives 0, so
+    ``2`` stops the backup like ``false``. Other types never get here (:func:`_and_raises`)."""
+    if type(continue_backup) in (bool, int):
+        return bool(True & continue_backup)
+    return continue_backup
+
+
+def _thaw_inconsistent(result: CycleResult) -> bool:
+    """The freeze/snapshot step's error came from the thaw, not the freeze or the snapshot."""
+    return (
+        result.thaw is not None
+        and bool(result.thaw.code)
+        and not (result.freeze is not None and result.freeze.code)
+        and not (result.snapshot is not None and result.snapshot.code)
+    )
 
 
 def _and_raises(script: ScriptResult, continue_on_failure: Any) -> Finding | None:

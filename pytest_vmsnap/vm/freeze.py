@@ -47,14 +47,15 @@ def select_mounts(mounts: Iterable[Mount], skip: Iterable[str] = ()) -> list[str
 
     ``mounts`` is in mount-table order. Only ext3/ext4/xfs/btrfs are eligible; a mount point
     listed twice keeps its topmost (last) mount; ``skip`` (MountsToSkip) is honoured except for
-    ``/``. The order is the reverse of the mount table with ``/`` always last; thaw is the exact
+    ``/``, compared as exact strings with the mount table's (errata E7: ``/srv/`` does not skip
+    ``/srv``). The order is the reverse of the mount table with ``/`` always last; thaw is the exact
     reverse. (The extension also drops lsblk TYPE ``loop`` and the Azure resource disk; a
     stand-in VM's disks are loop devices standing for real disks, so that rule does not apply.)
     """
     topmost: dict[str, tuple[int, str]] = {}
     for index, (mountpoint, fstype) in enumerate(mounts):
         topmost[_norm(mountpoint)] = (index, fstype)
-    skipped = {_norm(s) for s in skip if s.strip()} - {"/"}
+    skipped = {s for s in skip if s} - {"/"}
     chosen = sorted(
         ((index, mp) for mp, (index, fstype) in topmost.items()),
         reverse=True,

@@ -873,3 +873,52 @@ def test_stalled_pre_script_is_reported(tmp_path: Path) -> None:
     assert result.pre.stdout.total >= 4096
     assert (result.status, result.health_code) == (codes.SUCCESS, codes.PRE_TIMEOUT)
     assert "blocked writing more output than a pipe holds" in str(result.findings[0]["message"])
+
+
+# --------------------------------------------------------------------------------------
+# Errata E2, E3 (azure-framework.md, errata at the top)
+# --------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("c", "continues"), [(2, False), (-2, False), (3, True), (-1, True)])
+def test_continue_is_combined_as_true_and_value(tmp_path: Path, c: int, continues: bool) -> None:
+    """Errata E2: the plugin host computes `True & continueBackupOnFailure`: an even integer
+    gives 0 and stops the backup after a failed pre-script like false (status 300, no
+    snapshot); an odd one continues like true (status 1, health 300)."""
+    rig = make_rig(tmp_path, "fail", C=c)
+    result = rig.run()
+    if continues:
+        assert (result.status, result.health_code) == (codes.SUCCESS, codes.PRE_FAILED)
+        assert rig.calls == ["run:pre", "freeze", "snapshot", "thaw", "run:post"]
+    else:
+        assert (result.status, result.health_code) == (codes.PRE_FAILED, codes.PRE_FAILED)
+        assert rig.calls == ["run:pre", "run:post"]
+
+
+def test_even_continue_after_a_failed_post_is_an_error_with_the_snapshot_taken(
+    tmp_path: Path,
+) -> None:
+    """Errata E2 with the post-script: `True & 2` is 0, so a failed post gives status 301
+    although the snapshot exists (the row 'pre OK, post fails, C=false')."""
+    rig = make_rig(tmp_path, "ok", "fail", C=2)
+    result = rig.run()
+    assert (result.status, result.health_code) == (codes.POST_FAILED, codes.POST_FAILED)
+    assert result.snapshot_taken
+
+
+@pytest.mark.parametrize(
+    ("pre", "post", "script_code"),
+    [
+        ("fail", "ok", codes.PRE_FAILED),
+        ("timeout", "ok", codes.PRE_TIMEOUT),
+        ("ok", "fail", codes.POST_FAILED),
+    ],
+)
+def test_failed_thaw_with_a_failed_script_keeps_the_script_code_as_health(
+    tmp_path: Path, pre: str, post: str, script_code: int
+) -> None:
+    """Errata E3: a failed thaw ("snapshots are inconsistent", status 2) writes success as the
+    health code, a no-op, so the failed script's code is the health code, not 2."""
+    rig = make_rig(tmp_path, pre, post, thaw_code=codes.ERROR)
+    result = rig.run()
+    assert (result.status, result.health_code) == (codes.ERROR, script_code)

@@ -32,8 +32,15 @@ def test_root_is_last_even_when_mounted_last() -> None:
 
 
 def test_skip_list_is_honoured_except_for_root() -> None:
-    order = select_mounts(TABLE, skip=["/", "/data", "/boot/", " "])
+    order = select_mounts(TABLE, skip=["/", "/data", "/boot", " "])
     assert order == ["/legacy", "/var/lib/postgresql", "/"]
+
+
+def test_skip_list_entries_are_exact_strings() -> None:
+    """Errata E7: MountsToSkip is compared as exact strings: "/boot/" and " /data" skip
+    nothing (the mount table says "/boot" and "/data")."""
+    order = select_mounts(TABLE, skip=["/boot/", " /data", "/legacy"])
+    assert order == ["/data", "/var/lib/postgresql", "/boot", "/"]
 
 
 def test_duplicate_mount_point_keeps_the_topmost_mount() -> None:
