@@ -364,17 +364,34 @@ def test_failure_part_way_thaws_what_was_frozen_121(disks: Disks) -> None:
     assert freezer.forced == []
 
 
-def test_a_second_freeze_fails_121_and_leaves_the_first_alone(disks: Disks) -> None:
-    mnt = disks.make("ext4")
-    first = disks.freezer([(mnt, "ext4")], timeout_s=20)
-    second = disks.freezer([(mnt, "ext4")], timeout_s=20)
+def test_a_failed_freeze_thaws_every_opened_mount_as_safefreeze_does(disks: Disks) -> None:
+    """Errata E6: after a failed FIFREEZE, safefreeze issues FITHAW on every mount it opened,
+    not only on those it froze: a mount frozen by someone else (here a first guard, as a
+    pre-script could) is thawed too, and the message says so; the first guard's thaw then
+    finds nothing frozen and reports the snapshot inconsistent (2)."""
+    a, b = disks.make("ext4"), disks.make("ext4")
+    first = disks.freezer([(a, "ext4")], timeout_s=20)
+    second = disks.freezer([(a, "ext4"), (b, "ext4")], timeout_s=20)
+    assert second.mounts == [b, a]  # b frozen first, then a fails: it is frozen already
     assert first.freeze().code == 0
     result = second.freeze()
     assert result.code == 121, result
     assert "Device or resource busy" in result.message
+    assert f"also thawed {a}" in result.message, result.message
+    assert not is_frozen(a) and not is_frozen(b)
     assert second.forced == []
-    assert is_frozen(mnt)
-    assert first.thaw().code == 0
+    assert first.thaw().code == 2
+
+
+def test_a_mount_point_that_is_not_a_directory_is_121_not_123(disks: Disks) -> None:
+    """Errata E6: safefreeze opens a non-directory fine, then refuses it with a message that
+    is not "Failed to open": the extension reports 121."""
+    mnt = disks.make("ext4")
+    afile = os.path.join(mnt, "a-file")
+    Path(afile).write_text("x")
+    result = disks.freezer([(afile, "ext4"), (mnt, "ext4")], timeout_s=20).freeze()
+    assert result.code == 121, result
+    assert "Not a directory" in result.message
     assert not is_frozen(mnt)
 
 

@@ -150,7 +150,9 @@ class Guard:
                 return False
             self.fds.append(fd)
             if not stat.S_ISDIR(os.fstat(fd).st_mode):
-                emit(f"Failed to open: {path} (not a directory)")
+                # Opened, but not a directory: safefreeze's message is not "Failed to open",
+                # so the extension reports 121, not 123 (errata E6).
+                emit(f"Not a directory: {path}")
                 return False
         return True
 
@@ -172,6 +174,12 @@ class Guard:
                     break
                 self.frozen.append((path, fd, time.monotonic()))
         if failure:
+            also = self.thaw_every_opened()
+            if also:
+                failure += (
+                    f"; FITHAW on every opened mount, as safefreeze does, also thawed "
+                    f"{', '.join(also)}, which something else had frozen"
+                )
             self.finish(failure, 1)
         now = time.monotonic()
         self.phase = "waiting"  # from here a thaw signal's handler thaws by itself
@@ -179,6 +187,25 @@ class Guard:
         if self.requested:  # it came while freezing: FROZEN was never reported
             self.finish(f"Thaw requested by {self.requested} before FROZEN was reported", 1)
         emit(f"FROZEN {now:.6f}")
+
+    def thaw_every_opened(self) -> list[str]:
+        """After a failed FIFREEZE, safefreeze issues FITHAW on every descriptor it opened, in
+        reverse, not only on those it froze (errata E6): a mount that a pre-script froze gets
+        thawed too. Returns those (the ones this guard did not freeze that were frozen)."""
+        ours = {path for path, _, _ in self.frozen}
+        also = []
+        with self.lock:
+            for path, fd in reversed(list(zip(self.paths, self.fds, strict=False))):
+                if path in ours:
+                    since = next(t for p, _, t in self.frozen if p == path)
+                    self.thaw_one(path, fd, since)
+                    continue
+                try:
+                    fcntl.ioctl(fd, FITHAW, 0)
+                except OSError:
+                    continue  # not frozen (EINVAL): the usual case
+                also.append(path)
+        return also
 
     def arm(self, deadline: float) -> None:
         self.deadline = deadline
