@@ -37,6 +37,11 @@ from .runner import (
     run_script,
 )
 
+FREEZE_THREAD_SLEEP_S = 3.0
+"""The extension's freeze thread sleeps this long before it starts the freeze helper."""
+FROZEN_POLL_S = 2.0
+"""The extension's main thread checks for the helper's "frozen" signal in steps this long."""
+
 Observer = Callable[[str], None]
 """Called with an event name at each phase edge (``pre_end`` is where a quiesce probe goes)."""
 
@@ -190,7 +195,7 @@ def run_cycle(
     )
     if pc.workload_takes_over:
         result.findings.append(_workload_finding(pc))
-        return _snapshot_only(result, freezer, snapshotter, clock, t0, notify, health)
+        return _snapshot_only(result, freezer, snapshotter, clock, t0, notify, health, pacing)
 
     code = pc.code
     if code:
@@ -221,7 +226,7 @@ def run_cycle(
     snapshot_error = 0
     if dobackup:
         snapshot_error = _freeze_snapshot_thaw(
-            result, freezer, snapshotter, bool(fs_freeze), clock, t0, notify
+            result, freezer, snapshotter, bool(fs_freeze), clock, t0, notify, pacing
         )
         # Errata E3: the "snapshots are inconsistent" path (a failed thaw) writes "success"
         # as the health code, a no-op: a failed script's code, written later, wins.
@@ -345,13 +350,24 @@ def _freeze_snapshot_thaw(
     clock: Clock,
     t0: float,
     notify: Observer,
+    pacing: Pacing = FAITHFUL,
 ) -> int:
-    """Freeze (iff F) -> snapshot -> thaw; returns 0 or the error code, which takes precedence."""
+    """Freeze (iff F) -> snapshot -> thaw; returns 0 or the error code, which takes precedence.
+
+    Faithful pacing keeps the extension's delays (errata E5, ``fsfreezer.py``): its freeze
+    thread sleeps 3 s before it starts the helper, and the main thread, which waits for the
+    helper's "frozen" signal in 2 s steps counted from the start, notices it only on its next
+    step; the snapshot starts then. A lock with a fixed lifetime must outlast all of it.
+    """
     if do_freeze:
         start = clock.monotonic()
         notify("freeze_start")
+        if pacing.faithful:
+            clock.sleep(FREEZE_THREAD_SLEEP_S)
+            result.timeline.append(Phase("freeze-wait", start - t0, clock.monotonic() - t0))
+        called = clock.monotonic()
         result.freeze = freezer.freeze()
-        result.timeline.append(Phase("freeze", start - t0, clock.monotonic() - t0))
+        result.timeline.append(Phase("freeze", called - t0, clock.monotonic() - t0))
         if result.freeze.code:
             result.findings.append(
                 codes.lookup(result.freeze.code).as_finding(result.freeze.message)
@@ -359,6 +375,12 @@ def _freeze_snapshot_thaw(
             return result.freeze.code  # no snapshot; the helper's own timer is the thaw
         result.froze = True
         notify("frozen")
+        if pacing.faithful:
+            frozen = clock.monotonic()
+            elapsed = frozen - start
+            steps = max(1, math.ceil(elapsed / FROZEN_POLL_S - 1e-9))
+            clock.sleep(max(0.0, steps * FROZEN_POLL_S - elapsed))
+            result.timeline.append(Phase("frozen-poll", frozen - t0, clock.monotonic() - t0))
     try:
         start = clock.monotonic()
         notify("snapshot_start")
@@ -391,9 +413,10 @@ def _snapshot_only(
     t0: float,
     notify: Observer,
     health: _HealthCode,
+    pacing: Pacing,
 ) -> CycleResult:
     # The enhanced workload flow always freezes (OnApp*DoFsFreeze parse quirk).
-    error = _freeze_snapshot_thaw(result, freezer, snapshotter, True, clock, t0, notify)
+    error = _freeze_snapshot_thaw(result, freezer, snapshotter, True, clock, t0, notify, pacing)
     if error:
         health.set(error)
         return _finish(result, error, health, codes.lookup(error).message)

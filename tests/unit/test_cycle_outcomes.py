@@ -922,3 +922,55 @@ def test_failed_thaw_with_a_failed_script_keeps_the_script_code_as_health(
     rig = make_rig(tmp_path, pre, post, thaw_code=codes.ERROR)
     result = rig.run()
     assert (result.status, result.health_code) == (codes.ERROR, script_code)
+
+
+# --------------------------------------------------------------------------------------
+# Errata E5: the extension's delays around the freeze (faithful pacing)
+# --------------------------------------------------------------------------------------
+
+
+def test_faithful_pacing_keeps_the_extensions_delays_around_the_freeze(tmp_path: Path) -> None:
+    """Errata E5: the freeze thread sleeps 3 s before it starts the helper; the main thread
+    notices "frozen" on its 2 s steps counted from the freeze's start (at 4 s); only then does
+    the snapshot start. With P = 1 the pre-script phase ends on the host's first poll (1 s)."""
+    rig = make_rig(tmp_path)
+    times: dict[str, float] = {}
+
+    class Timed(FakeFreezer):
+        def freeze(self) -> FreezeResult:
+            times["freeze"] = rig.clock.now
+            return super().freeze()
+
+    class TimedSnap(FakeSnapshotter):
+        def snapshot(self) -> SnapshotResult:
+            times["snapshot"] = rig.clock.now
+            return super().snapshot()
+
+    result = run_cycle(
+        rig.root,
+        freezer=Timed(rig.events, rig.freezer.ran_file),
+        snapshotter=TimedSnap(rig.events),
+        clock=rig.clock,
+        spawn=lambda argv: FakeProcess(rig.clock, rig.clock.now, 0),
+        pacing=FAITHFUL,
+    )
+    assert result.status == codes.SUCCESS_APP_CONSISTENT
+    phases = {p.phase: (p.start_s, p.end_s) for p in result.timeline}
+    pre_end = phases["pre"][1]
+    assert pre_end == pytest.approx(1.0)
+    assert phases["freeze-wait"] == pytest.approx((pre_end, pre_end + 3.0))
+    assert times["freeze"] == pytest.approx(pre_end + 3.0)
+    assert phases["frozen-poll"] == pytest.approx((pre_end + 3.0, pre_end + 4.0))
+    assert times["snapshot"] == pytest.approx(pre_end + 4.0)
+
+
+def test_prompt_pacing_has_no_waits_around_the_freeze(tmp_path: Path) -> None:
+    result = make_rig(tmp_path).run(pacing=PROMPT)
+    assert [p.phase for p in result.timeline] == [
+        "precheck",
+        "pre",
+        "freeze",
+        "snapshot",
+        "thaw",
+        "post",
+    ]

@@ -37,11 +37,15 @@ VERDICT_MEANING = {
     "error": "the harness could not finish the cycle (the message says why): nothing is "
     "known about the scripts",
 }
-PHASES = ("precheck", "pre", "freeze", "snapshot", "thaw", "post")
+PHASES = ("precheck", "pre", "freeze-wait", "freeze", "frozen-poll", "snapshot", "thaw", "post")
+PACED_PHASES = ("freeze-wait", "frozen-poll")
+"""The extension's own waits around the freeze: in the timeline of faithful pacing only."""
 PHASE_LABEL = {
     "precheck": "pre-check",
     "pre": "pre-script",
+    "freeze-wait": "3 s before the freeze",
     "freeze": "freeze",
+    "frozen-poll": "frozen, until the 2 s poll notices",
     "snapshot": "snapshot",
     "thaw": "thaw",
     "post": "post-script",
@@ -49,7 +53,9 @@ PHASE_LABEL = {
 PHASE_COLOR = {
     "precheck": "#8c959f",
     "pre": "#2f6eb5",
+    "freeze-wait": "#b6c7d8",
     "freeze": "#3a9bd9",
+    "frozen-poll": "#9fd3f0",
     "snapshot": "#7c4dbd",
     "thaw": "#7cc3ea",
     "post": "#1f8a8a",

@@ -11,6 +11,7 @@ from .format import (
     MAX_POINTS,
     NEUTRAL_COLOR,
     OK_COLOR,
+    PACED_PHASES,
     PHASE_COLOR,
     PHASE_LABEL,
     PHASES,
@@ -144,7 +145,12 @@ def _legend(run: dict[str, Any]) -> str:
     def swatch(color: str) -> str:
         return f'<span class="sw" style="background:{color}"></span>'
 
-    items = [f"{swatch(PHASE_COLOR[p])}{esc(PHASE_LABEL[p])}" for p in PHASES]
+    shown = {p.get("phase") for p in run.get("timeline") or []}
+    items = [
+        f"{swatch(PHASE_COLOR[p])}{esc(PHASE_LABEL[p])}"
+        for p in PHASES
+        if p not in PACED_PHASES or p in shown
+    ]
     items.append('<span class="sw frozen"></span>frozen window')
     items.append(
         '<svg class="ic" viewBox="0 0 12 12" aria-hidden="true"><circle cx="6" cy="6" r="3.2" '
@@ -233,9 +239,11 @@ def _timeline_svg(
         return _LEFT + (t - lo) / (hi - lo) * pw
 
     top = 30
-    rows = [p for p in PHASES if zoom is False or p in ("freeze", "snapshot", "thaw")]
-    if zoom:
-        rows = ["pre", "freeze", "snapshot", "thaw", "post"]
+    present = {name for name, _, _ in phases}
+    # The extension's waits around the freeze exist only in faithful pacing: rows only then.
+    rows = [p for p in PHASES if p not in PACED_PHASES or p in present]
+    if zoom:  # the window around the freeze, in timeline order
+        rows = [p for p in rows if p not in ("precheck",)]
     extra_phases = [name for name, _, _ in phases if name not in PHASES]
     for name in extra_phases:
         if name not in rows:
