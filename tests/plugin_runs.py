@@ -68,7 +68,7 @@ def main_cycle_passes(pytester: pytest.Pytester, app: str, vm: str) -> dict:
     result.stdout.fnmatch_lines(
         [
             "*= vmsnap summary =*",
-            f"app {app} | vm {vm} | disks 1 ext4 | snapshot reflink | profile extension",
+            f"app {app} | vm {vm} | disks 1 ext4 | snapshot reflink | profile extension | pacing *",
             "main: application-consistent | status 0 health 0 | frozen * ms | *",
         ]
     )

@@ -147,6 +147,7 @@ class RunResult:
             "app": s.app,
             "vm": s.vm,
             "profile": s.profile,
+            "pacing": s.pacing,
             "quiesce": s.quiesce,
             "disks": s.disks,
             "fs": s.fs,

@@ -83,7 +83,7 @@ class VmsnapReporter:
             tr.write_line(
                 f"app {settings.app} | vm {settings.vm} | disks {settings.disks} "
                 f"{settings.fs} | snapshot {settings.snapshot} | profile "
-                f"{settings.profile}"
+                f"{settings.profile} | pacing {settings.pacing}"
             )
         for name, run in self.runs.items():
             tr.write_line(summary_line(name, run))

@@ -25,10 +25,12 @@ def summary_line(name: str, run: dict[str, Any]) -> str:
         )
 
     frozen = freeze.get("frozen_s") or 0.0
+    # Prompt pacing skips the extension's waits: a verdict under it always says so.
+    paced = " | prompt pacing" if run.get("pacing") == "prompt" else ""
     return (
         f"{name}: {run.get('verdict', '?')} | status {run.get('status')} "
         f"health {run.get('health_code')} | frozen {frozen * 1000:.0f} ms | "
-        f"{script('pre', pre)} | {script('post', post)}"
+        f"{script('pre', pre)} | {script('post', post)}{paced}"
     )
 
 

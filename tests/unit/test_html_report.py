@@ -319,3 +319,28 @@ def html_escape(text: str) -> str:
     import html
 
     return html.escape(text, quote=True)
+
+
+def test_prompt_pacing_is_labelled_in_the_summary_line_and_the_page(
+    runs: dict[str, dict[str, Any]],
+) -> None:
+    """Prompt pacing skips the extension's waits: every report of such a run says so; a
+    faithful run's timeline shows the extension's waits around the freeze."""
+    from pytest_vmsnap.report.text import summary_line
+
+    name, run = next(iter(runs.items()))
+    prompt = {**copy.deepcopy(run), "pacing": "prompt"}
+    faithful = {**copy.deepcopy(run), "pacing": "faithful"}
+    assert summary_line(name, prompt).endswith(" | prompt pacing")
+    assert "pacing" not in summary_line(name, faithful)
+    assert "<b>pacing</b> prompt" in render_html({name: prompt})
+    faithful["timeline"] = [
+        {"phase": "pre", "start_s": 0.0, "end_s": 1.0},
+        {"phase": "freeze-wait", "start_s": 1.0, "end_s": 4.0},
+        {"phase": "freeze", "start_s": 4.0, "end_s": 4.01},
+        {"phase": "frozen-poll", "start_s": 4.01, "end_s": 5.0},
+        {"phase": "snapshot", "start_s": 5.0, "end_s": 5.1},
+    ]
+    page = render_html({name: faithful})
+    assert "3 s before the freeze" in page and "until the 2 s poll notices" in page
+    assert "3 s before the freeze" not in render_html({name: prompt})

@@ -365,7 +365,7 @@ def test_summary_line_for_the_main_cycle(canned: pytest.Pytester) -> None:
     result.stdout.fnmatch_lines(
         [
             "*= vmsnap summary =*",
-            "app sqlite | vm host | disks 1 ext4 | snapshot reflink | profile extension",
+            "app sqlite | vm host | disks 1 ext4 | snapshot reflink | profile extension | pacing *",
             MAIN_LINE,
         ]
     )

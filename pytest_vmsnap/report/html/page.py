@@ -166,7 +166,7 @@ def _card(idx: int, name: str, run: dict[str, Any]) -> str:
     freeze = as_dict(run.get("freeze"))
     snap = as_dict(run.get("snapshot"))
     meta = []
-    for key in ("app", "vm", "profile", "quiesce"):
+    for key in ("app", "vm", "profile", "pacing", "quiesce"):
         if run.get(key) not in (None, ""):
             meta.append(f"<span><b>{key}</b> {esc(run[key])}</span>")
     if run.get("disks") is not None or run.get("fs"):
