@@ -10,6 +10,7 @@ face read (strings from the command line or an ini file, objects from Python) in
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
@@ -105,6 +106,9 @@ class Settings:
     baseline: bool = False
     """Crash-consistent baseline: the same snapshot with no scripts and no freeze."""
     report_dir: Path | None = None
+    env: tuple[tuple[str, str], ...] = ()
+    """Variables added on purpose to the scripts' environment, which is otherwise the
+    extension's (:mod:`pytest_vmsnap.framework.environment`), never the caller's."""
     extra: dict[str, Any] = field(default_factory=dict)
 
     def with_(self, **changes: Any) -> Settings:
@@ -192,6 +196,25 @@ def _bool(value: str) -> bool:
     raise ValueError(value)
 
 
+_ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+
+
+def _env(value: object) -> tuple[tuple[str, str], ...]:
+    """``KEY=VALUE`` entries (one per line, or separated by ``;``), a mapping, or pairs."""
+    if isinstance(value, Mapping):
+        pairs = [(str(k), str(v)) for k, v in value.items()]
+    elif isinstance(value, tuple | list):  # already pairs (the default, a copy of settings)
+        pairs = [(str(k), str(v)) for k, v in value]
+    else:
+        entries = [e.strip() for e in re.split(r"[;\n]", str(value)) if e.strip()]
+        if any("=" not in e for e in entries):
+            raise ValueError(value)
+        pairs = [(k.strip(), v) for k, _, v in (e.partition("=") for e in entries)]
+    if any(not _ENV_NAME.fullmatch(k) for k, _ in pairs):
+        raise ValueError(value)
+    return tuple(pairs)
+
+
 FIELDS: tuple[Field, ...] = (
     Field(
         "config",
@@ -269,6 +292,13 @@ FIELDS: tuple[Field, ...] = (
         cli=False,
     ),
     Field(
+        "env",
+        "variables added to the scripts' environment (KEY=VALUE; KEY2=VALUE2), which is "
+        "otherwise the extension's, never yours",
+        _env,
+        metavar="KEY=VALUE;...",
+    ),
+    Field(
         "report_dir",
         "directory for per-cycle JSON and the HTML report",
         Path,
@@ -308,6 +338,14 @@ def _convert(f: Field, value: object, base_dir: Path, where: str) -> Any:
         except ValueError:
             kind = "a whole number" if f.parse is int else "a number"
             raise SettingsError(f"{where}: {f.key} must be {kind}, not {value!r}") from None
+    if f.parse is _env:
+        try:
+            return _env(value)
+        except ValueError:
+            raise SettingsError(
+                f"{where}: {f.key} takes KEY=VALUE entries (one per line or separated by ;), "
+                f"not {value!r}"
+            ) from None
     if f.parse is _bool and isinstance(value, str):
         try:
             return _bool(value)

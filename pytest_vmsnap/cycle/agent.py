@@ -22,8 +22,9 @@ from typing import IO, Any
 from ..framework import profiles
 from ..framework.config import VMBACKUP_CONF, parse_vmbackup_conf
 from ..framework.cycle import run_cycle
+from ..framework.environment import EXTENSION_DIR, script_env
 from ..framework.interfaces import Freezer, NoOpFreezer, SnapshotResult
-from ..framework.runner import FAITHFUL, PROMPT
+from ..framework.runner import FAITHFUL, PROMPT, Spawn, spawn_script
 from .protocol import AgentOptions, Event, FreezeOptions, encode, snapshot_from_dict
 
 
@@ -63,6 +64,14 @@ class RemoteSnapshotter:
         return snapshot_from_dict(self.channel.receive().get("snapshot_result", {}))
 
 
+def extension_spawn(extra: dict[str, str]) -> Spawn:
+    """Start scripts as the extension's daemon does: its working directory and environment
+    (:mod:`~pytest_vmsnap.framework.environment`), nothing of the controller's."""
+    os.makedirs(EXTENSION_DIR, exist_ok=True)
+    env = script_env(extra)
+    return lambda argv: spawn_script(argv, cwd=EXTENSION_DIR, env=env)
+
+
 def make_freezer(opts: FreezeOptions) -> Freezer:
     """The guard-process freezer for the VM's disks, tuned by the VM's vmbackup.conf."""
     if not opts.mounts:
@@ -97,6 +106,7 @@ def main(argv: list[str] | None = None) -> int:
             profile=profiles.get(opts.profile),
             pacing=FAITHFUL if opts.pacing == "faithful" else PROMPT,
             observer=channel.event,
+            spawn=extension_spawn(dict(opts.env)),
         )
     finally:
         close = getattr(freezer, "close", None)

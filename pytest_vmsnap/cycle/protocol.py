@@ -50,6 +50,9 @@ class AgentOptions:
     profile: str = "extension"
     pacing: Pacing = "faithful"
     freeze: FreezeOptions = field(default_factory=FreezeOptions)
+    env: tuple[tuple[str, str], ...] = ()
+    """Variables the user adds to the scripts' environment (``vmsnap_env``), on top of the
+    extension's (:mod:`pytest_vmsnap.framework.environment`)."""
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -64,6 +67,7 @@ class AgentOptions:
             freeze=FreezeOptions(
                 mounts=tuple((str(m), str(fs)) for m, fs in freeze.get("mounts", ()))
             ),
+            env=tuple((str(k), str(v)) for k, v in data.get("env", ())),
         )
 
 

@@ -232,7 +232,7 @@ def _drive(c: _Cycle) -> None:
     else:
         freeze = FreezeOptions(tuple((d.spec.mountpoint, d.spec.fs) for d in c.bed.disks))
         pacing: Pacing = "prompt" if settings.pacing == "prompt" else "faithful"
-        options = AgentOptions(settings.profile, pacing, freeze)
+        options = AgentOptions(settings.profile, pacing, freeze, env=settings.env)
         driven = drive_cycle(
             vm,
             snapshot=lambda: _take_snapshot(c),

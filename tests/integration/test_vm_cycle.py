@@ -21,6 +21,7 @@ import pytest
 
 from pytest_vmsnap.cycle.run import run
 from pytest_vmsnap.evidence import oracle
+from pytest_vmsnap.framework.environment import EXTENSION_DIR, SCRIPT_ENV
 from pytest_vmsnap.settings import Settings
 
 REPO = Path(__file__).resolve().parents[2]
@@ -264,3 +265,25 @@ def test_a_script_that_kills_the_framework_gets_its_own_finding(
     (finding,) = [f for f in d["findings"] if f["name"] == "ScriptKilledFramework"]
     assert "$PPID" in finding["action"]
     assert leftovers(d["tag"]) == []
+
+
+def test_scripts_get_the_extensions_environment_not_the_callers(
+    sqlite_files: dict[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Errata E9: the scripts run with the extension's environment and working directory;
+    variables of the caller's shell (a PGHOST, a MYSQL_PWD, HOME) never reach them."""
+    for key, value in (("PGHOST", "callers-db"), ("MYSQL_PWD", "secret"), ("HOME", "/root")):
+        monkeypatch.setenv(key, value)
+    probe = tmp_path / "pre-env.sh"
+    probe.write_text('echo "cwd=$(pwd)"\nenv | sort\n')
+    probe.chmod(0o700)
+    added = (("APP_ENV", "prod"), ("DB_NAME", "a b=c"))  # vmsnap_env: on purpose
+    d = run(settings(sqlite_files, pre=probe, quiesce="none", env=added)).to_dict()
+    out = d["scripts"]["pre"]["stdout"]
+    lines = set(out.splitlines())
+    assert {"APP_ENV=prod", "DB_NAME=a b=c"} <= lines, out
+    assert f"cwd={EXTENSION_DIR}" in lines, out
+    for key, value in SCRIPT_ENV.items():
+        assert f"{key}={value}" in lines, (key, out)
+    names = {line.split("=", 1)[0] for line in lines if "=" in line and not line.startswith("cwd=")}
+    assert not names & {"PGHOST", "MYSQL_PWD", "HOME", "PYTHONPATH", "HOSTNAME"}, names

@@ -85,3 +85,17 @@ def test_settings_from_mapping_starts_from_a_base(tmp_path: Path) -> None:
     base = Settings(app="postgres", disks=2)
     got = Settings.from_mapping({"fs": "xfs"}, base_dir=tmp_path, base=base)
     assert (got.app, got.disks, got.fs) == ("postgres", 2, "xfs")
+
+
+def test_env_takes_key_value_entries_from_every_face(tmp_path: Path) -> None:
+    """vmsnap_env: 'KEY=VALUE' entries separated by ';' or lines (ini, CLI), a mapping
+    (fixture arguments, markers); a bad name is a SettingsError naming the setting."""
+    read = Settings.from_mapping
+    want = (("A", "1"), ("B", "x=y"))
+    assert read({"env": "A=1; B=x=y"}, base_dir=tmp_path).env == want
+    assert read({"env": "A=1\nB=x=y\n"}, base_dir=tmp_path).env == want
+    assert read({"env": {"A": 1, "B": "x=y"}}, base_dir=tmp_path).env == want
+    assert Settings().env == ()
+    for bad in ("1A=2", "A", "A B=1"):
+        with pytest.raises(SettingsError, match="env takes KEY=VALUE"):
+            read({"env": bad}, base_dir=tmp_path)
