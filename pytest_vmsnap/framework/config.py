@@ -260,9 +260,10 @@ def timeout_budget(timeout_s: float, poll_s: int) -> tuple[int, float]:
     return (sleeps, float(sleeps) * poll_s)  # float product: no OverflowError near 1e308
 
 
-def host_watchdog_s(poll_s: int) -> float:
-    """When the plugin host gives up on a plugin thread that never reported (310/311)."""
-    return float((int(HOST_TIMEOUT_CAP_S / poll_s) + 2) * poll_s)
+def host_watchdog_s(poll_s: int, host_timeout_s: int = HOST_TIMEOUT_CAP_S) -> float:
+    """When the plugin host gives up on a plugin thread that never reported (310/311): after
+    ``int(T / P) + 2`` polls, T the host file's own timeout (errata E8), at most 1800."""
+    return float((int(host_timeout_s / poll_s) + 2) * poll_s)
 
 
 @dataclass(frozen=True)

@@ -15,6 +15,7 @@ from typing import Any
 
 from . import codes
 from .checks import Precheck, precheck
+from .config import HOST_TIMEOUT_CAP_S
 from .interfaces import (
     Freezer,
     FreezeResult,
@@ -34,6 +35,7 @@ from .runner import (
     Spawn,
     SystemClock,
     not_run,
+    release_parked,
     run_script,
 )
 
@@ -168,6 +170,26 @@ def run_cycle(
     ``freezer`` and ``snapshotter`` default to no-op implementations (the result says so).
     ``pre`` lets a caller pass a pre-check it already ran (the extension runs it once).
     """
+    try:
+        return _run_cycle(
+            root, freezer, snapshotter, profile, clock, spawn, pacing, observer, pre, precheck_args
+        )
+    finally:
+        release_parked()  # the extension's process ends: timed-out scripts' pipes close
+
+
+def _run_cycle(
+    root: Path | str,
+    freezer: Freezer | None,
+    snapshotter: Snapshotter | None,
+    profile: Profile,
+    clock: Clock | None,
+    spawn: Spawn | None,
+    pacing: Pacing,
+    observer: Observer | None,
+    pre: Precheck | None,
+    precheck_args: dict[str, Any],
+) -> CycleResult:
     freezer = freezer or NoOpFreezer()
     snapshotter = snapshotter or NoOpSnapshotter()
     clock = clock or SystemClock()
@@ -205,11 +227,13 @@ def run_cycle(
     dobackup: Any = pc.dobackup
     fs_freeze = pc.fs_freeze
     poll = cfg.poll_s if cfg else 3
+    # Errata E8: the host's watchdog counts with the host file's own timeout.
+    host_timeout = pc.host.timeout_s if pc.host is not None else HOST_TIMEOUT_CAP_S
 
     if code == 0 and cfg is not None:
         start = clock.monotonic()
         notify("pre_start")
-        result.pre = _run(cfg, "pre", pc.pre_path, profile, clock, spawn, pacing)
+        result.pre = _run(cfg, "pre", pc.pre_path, profile, clock, spawn, pacing, host_timeout)
         _host_wait(clock, start, poll, pacing)
         mark("pre", start)
         notify("pre_end")
@@ -236,7 +260,7 @@ def run_cycle(
     if code == 0 and cfg is not None:
         start = clock.monotonic()
         notify("post_start")
-        result.post = _run(cfg, "post", pc.post_path, profile, clock, spawn, pacing)
+        result.post = _run(cfg, "post", pc.post_path, profile, clock, spawn, pacing, host_timeout)
         _host_wait(clock, start, poll, pacing)
         mark("post", start)
         notify("post_end")
@@ -310,6 +334,7 @@ def _run(
     clock: Clock,
     spawn: Spawn | None,
     pacing: Pacing,
+    host_timeout_s: int,
 ) -> ScriptResult:
     argv = cfg.argv(which)
     if argv is not None and path is not None:
@@ -325,6 +350,7 @@ def _run(
         clock=clock,
         spawn=spawn,
         pacing=pacing,
+        host_timeout_s=host_timeout_s,
     )
 
 

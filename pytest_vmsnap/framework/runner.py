@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from typing import IO, Any, Protocol
 
 from . import codes
-from .config import host_watchdog_s
+from .config import HOST_TIMEOUT_CAP_S, host_watchdog_s
 from .profiles import EXTENSION, Profile
 from .records import ScriptRecord
 
@@ -202,6 +202,7 @@ def run_script(
     clock: Clock | None = None,
     spawn: Spawn | None = None,
     pacing: Pacing = FAITHFUL,
+    host_timeout_s: int = HOST_TIMEOUT_CAP_S,
 ) -> ScriptResult:
     """Run the ``pre`` or ``post`` script with the extension's poll loop and outcome codes.
 
@@ -223,6 +224,7 @@ def run_script(
             poll_s,
             "building the argument list raised "
             "TypeError in the plugin thread (params must be a list)",
+            host_timeout_s,
         )
 
     ratio = timeout_s / poll_s  # the extension's pollTotalCount (true division)
@@ -236,6 +238,7 @@ def run_script(
             poll_s,
             f"starting {argv[0]} raised {type(err).__name__} ({err.strerror or err}) in the "
             "plugin thread",
+            host_timeout_s,
         )
     result.ran, result.attempts = True, 1
     readers = _start_readers(proc, result) if profile.drain_output_live else []
@@ -265,6 +268,7 @@ def run_script(
                 poll_s,
                 f"{which}ScriptNoOfRetries {retries!r} is not a number: the "
                 "retry comparison raised TypeError in the plugin thread",
+                host_timeout_s,
             )
         if give_up:
             break
@@ -315,15 +319,18 @@ def _wait_one_poll(proc: Process, clock: Clock, poll_s: float, pacing: Pacing) -
         proc.wait(timeout=poll_s)
 
 
-def _watchdog(result: ScriptResult, code: int, poll_s: int, why: str) -> ScriptResult:
+def _watchdog(
+    result: ScriptResult, code: int, poll_s: int, why: str, host_timeout_s: int
+) -> ScriptResult:
     """The plugin thread died without reporting; the host gives up after ~1806 s."""
     result.error_code = code
     result.watchdog = True
     result.continue_backup = True  # the host keeps continueBackup True in this path
-    result.end_s = result.start_s + host_watchdog_s(poll_s)
+    waited = host_watchdog_s(poll_s, host_timeout_s)
+    result.end_s = result.start_s + waited
     result.log.append(
         f"plugin thread died: {why}; the plugin host's watchdog reports "
-        f"{codes.lookup(code).name} after {host_watchdog_s(poll_s):.0f} s"
+        f"{codes.lookup(code).name} after {waited:.0f} s"
     )
     return result
 
@@ -396,14 +403,20 @@ def _collect(proc: Process, result: ScriptResult, readers: list[_Reader]) -> Non
             _drain_now(stream.fileno(), out)
 
 
+_PARKED: list[tuple[Process, ScriptResult]] = []
+"""Timed-out scripts whose output pipes stay open until the cycle ends (errata E1)."""
+
+
 def _abandon(proc: Process, result: ScriptResult) -> None:
     """What the extension does on timeout: stop watching, leave the script running.
 
-    We first take what is buffered (non-blocking) for the report and note whether the script
-    was stalled on a full pipe; then the read ends are closed, as garbage collection closes
-    them in the extension, so the script's later writes fail with SIGPIPE/EPIPE.
+    Its output pipes stay open and unread (errata E1: CPython parks a running child's Popen,
+    pipes and all, until the extension's process exits), so the script keeps running and
+    writing until a pipe is full, then blocks; it never gets SIGPIPE. Whether it is blocked
+    already is read without draining the pipe, which would give it room the real one has not.
+    What it wrote is read at the cycle's end (:func:`release_parked`).
     """
-    for stream, out in ((proc.stdout, result.stdout), (proc.stderr, result.stderr)):
+    for stream in (proc.stdout, proc.stderr):
         if stream is None:
             continue
         fd = stream.fileno()
@@ -411,19 +424,33 @@ def _abandon(proc: Process, result: ScriptResult) -> None:
             capacity = fcntl.fcntl(fd, _F_GETPIPE_SZ)
             pending = int.from_bytes(fcntl.ioctl(fd, _FIONREAD, b"\0\0\0\0"), "little")
             result.output_stalled |= pending >= capacity
-            os.set_blocking(fd, False)
-            while True:
-                chunk = os.read(fd, 65536)
-                if not chunk:
-                    break
-                out.add(chunk)
-        except (BlockingIOError, OSError):
+        except OSError:
             pass
-        stream.close()
     if result.output_stalled:
         result.log.append("the script was blocked writing to a full, unread output pipe")
     if proc.poll() is None:
         result.left_running.append(proc.pid)
+    _PARKED.append((proc, result))
+
+
+def release_parked() -> None:
+    """The extension's process ends: read what the timed-out scripts wrote (for the report)
+    and close their pipes; a script still writing then gets SIGPIPE, as under the real one."""
+    while _PARKED:
+        proc, result = _PARKED.pop()
+        for stream, out in ((proc.stdout, result.stdout), (proc.stderr, result.stderr)):
+            if stream is None:
+                continue
+            try:  # what is in the pipe now, no more: reading frees room the script would fill
+                fd = stream.fileno()
+                left = int.from_bytes(fcntl.ioctl(fd, _FIONREAD, b"\0\0\0\0"), "little")
+                os.set_blocking(fd, False)
+                while left > 0 and (chunk := os.read(fd, min(left, 65536))):
+                    out.add(chunk)
+                    left -= len(chunk)
+            except (BlockingIOError, OSError, ValueError):
+                pass
+            stream.close()
 
 
 def _kill_group(proc: Process) -> None:

@@ -974,3 +974,23 @@ def test_prompt_pacing_has_no_waits_around_the_freeze(tmp_path: Path) -> None:
         "thaw",
         "post",
     ]
+
+
+@pytest.mark.parametrize(("host_timeout", "poll", "waited"), [(60, 3, 66.0), (5000, 3, 1806.0)])
+def test_host_watchdog_counts_with_the_host_files_timeout(
+    tmp_path: Path, host_timeout: int, poll: int, waited: float
+) -> None:
+    """Errata E8: the plugin host's watchdog (310 after a plugin thread died without a report)
+    gives up after int(T / P) + 2 polls with T the host file's own timeoutInSeconds (capped
+    at 1800), not a fixed 1800."""
+    rig = make_rig(tmp_path, preScriptParams=5, ScriptsExecutionPollTimeSeconds=poll)
+    host = rig.root / "etc/azure/VMSnapshotPluginHost.conf"
+    host.write_text(
+        f"[pre_post]\ntimeoutInSeconds: {host_timeout}\nnumberOfPlugins: 1\n"
+        "pluginName0: ScriptRunner\npluginPath0: /etc/azure\n"
+        "pluginConfigPath0: /etc/azure/VMSnapshotScriptPluginConfig.json\n"
+    )
+    host.chmod(0o644)
+    result = rig.run()
+    assert result.pre is not None and result.pre.error_code == codes.HOST_PRE_TIMEOUT
+    assert result.pre.duration_s == waited

@@ -30,6 +30,7 @@ from pytest_vmsnap.framework.runner import (
     Pacing,
     ScriptResult,
     SystemClock,
+    release_parked,
     run_script,
     spawn_script,
 )
@@ -561,6 +562,7 @@ def test_output_beyond_pipe_buffer_stalls_under_extension(
     result = real_run(["sh", script(tmp_path, f'cat "{data}"\n')], timeout_s=1, spawn=spawned)
     assert result.timed_out and result.error_code == codes.PRE_TIMEOUT
     assert result.output_stalled
+    release_parked()  # the cycle's end: what the pipe held is read for the report
     assert result.stdout.head == MEGABYTE[:OUTPUT_KEEP]
 
 
@@ -609,6 +611,23 @@ def test_timed_out_script_keeps_running_under_extension(
     assert result.continue_backup is False  # = continueBackupOnFailure
     assert result.left_running == [proc.pid]
     assert alive(proc.pid) and proc.poll() is None
+
+
+def test_timed_out_script_keeps_its_pipes_and_writes_on(
+    tmp_path: Path, spawned: RecordingSpawn
+) -> None:
+    """Errata E1: a timed-out script is not cut off from its pipes (CPython parks its Popen
+    until the extension's process exits): it writes after the timeout without SIGPIPE and
+    goes on; what it wrote is read when the cycle ends."""
+    marker = tmp_path / "went-on"
+    body = f'sleep 1.5\necho after the timeout\ntouch "{marker}"\n'
+    result = real_run(["sh", script(tmp_path, body)], timeout_s=1, spawn=spawned)
+    proc = spawned.procs[0]
+    assert result.timed_out and result.left_running == [proc.pid]
+    assert proc.wait(timeout=10) == 0  # not killed by SIGPIPE on its echo
+    assert marker.exists()
+    release_parked()
+    assert "after the timeout" in result.stdout.text()
 
 
 def test_timed_out_script_group_is_killed_under_documented(
