@@ -106,6 +106,10 @@ class Settings:
     baseline: bool = False
     """Crash-consistent baseline: the same snapshot with no scripts and no freeze."""
     report_dir: Path | None = None
+    pre_at: str | None = None
+    """Where, inside the VM, ``pre`` goes when the config names no location that can be read
+    (a malformed config still runs its cycle); None: it is not installed."""
+    post_at: str | None = None
     env: tuple[tuple[str, str], ...] = ()
     """Variables added on purpose to the scripts' environment, which is otherwise the
     extension's (:mod:`pytest_vmsnap.framework.environment`), never the caller's."""
@@ -290,6 +294,16 @@ FIELDS: tuple[Field, ...] = (
         choices=SnapshotOrder,
         plugin=False,
         cli=False,
+    ),
+    Field(
+        "pre_at",
+        "where to install --pre when the config names no readable preScriptLocation",
+        metavar="PATH",
+    ),
+    Field(
+        "post_at",
+        "where to install --post when the config names no readable postScriptLocation",
+        metavar="PATH",
     ),
     Field(
         "env",

@@ -118,7 +118,14 @@ def _run_dir(settings: Settings, result: RunResult) -> None:
     """Without root: the framework cycle in a directory, no freeze, no database."""
     with tempfile.TemporaryDirectory(prefix="vmsnap-dir-") as tmp:
         assert settings.config is not None
-        stage(tmp, settings.config, settings.pre, settings.post, settings.owner)
+        stage(
+            tmp,
+            settings.config,
+            settings.pre,
+            settings.post,
+            settings.owner,
+            at=(settings.pre_at, settings.post_at),
+        )
         cycle = run_cycle(
             tmp,
             profile=get_profile(settings.profile),
@@ -176,6 +183,16 @@ def _run_vm(settings: Settings, result: RunResult, hooks: Hooks) -> None:
     ):
         result.tag = bed.tag
         result.versions = bed.versions
+        for note in bed.staging_notes:
+            result.findings.append(
+                {
+                    "code": None,
+                    "name": "ScriptNotInstalledAsAsked",
+                    "message": note,
+                    "action": "Fix the config so that the extension can read it; until then "
+                    "it runs no script (use --pre-at/--post-at to place the scripts anyway).",
+                }
+            )
         c = _Cycle(settings, result, hooks, bed, stack)
         _load(c)
         _drive(c)

@@ -63,8 +63,13 @@ def stage(
     post: Path | str | None = None,
     owner: str | None = None,
     containment: Containment | None = None,
+    at: tuple[str | None, str | None] = (None, None),
 ) -> Staged:
     """Install ``config`` (and ``pre``/``post`` when given) into the machine rooted at ``root``.
+
+    A config that names no readable location is installed all the same (the framework then
+    reports what the extension would); a script for it goes to ``at`` (pre, post) when given,
+    else it is not installed; ``Staged.notes`` say which.
 
     Every path is resolved inside ``root``, as the VM would resolve it: ``..`` and absolute
     symlinks never leave it (``openat2`` with ``RESOLVE_IN_ROOT``). With ``containment`` a
@@ -87,12 +92,20 @@ def stage(
         staged = Staged(root=root, config=resolve(root, PLUGIN_CONFIG))
         pre_loc, post_loc = read_locations(config)
         staged.pre_location, staged.post_location = pre_loc, post_loc
-        for which, src, loc in (("pre", pre, pre_loc), ("post", post, post_loc)):
+        places = (("pre", pre, pre_loc, at[0]), ("post", post, post_loc, at[1]))
+        for which, src, loc, fallback in places:
             if src is None:
                 continue
             _check_source(Path(src), f"{which}-script")
             if not loc:
-                raise StageError(f"cannot install {src}: {_why_no_location(config, which)}")
+                # The config is installed as given and the cycle runs as the extension would
+                # run it (it reports 305/304): the script goes where the user says, or nowhere.
+                why = _why_no_location(config, which)
+                if not fallback:
+                    staged.notes.append(f"{src} was not installed: {why}")
+                    continue
+                staged.notes.append(f"{src} was installed at {fallback} (--{which}-at): {why}")
+                loc = fallback
             _install(Path(src), root_fd, loc, uid, gid, containment)
     finally:
         os.close(root_fd)

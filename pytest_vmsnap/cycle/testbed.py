@@ -50,6 +50,8 @@ class Testbed:
     """A directory of the run beside the images (history, snapshots, restored disks)."""
     versions: dict[str, str] = field(default_factory=dict)
     timings: dict[str, float] = field(default_factory=dict)
+    staging_notes: list[str] = field(default_factory=list)
+    """What installing the user's files could not do as asked (a script not installed)."""
 
 
 @contextlib.contextmanager
@@ -108,16 +110,18 @@ def build(
         timings["vm_build_s"] = time.monotonic() - t
         log.info("VM %s of %s built in %.2f s", name, tag, timings["vm_build_s"])
 
+        notes: list[str] = []
         if settings.config is not None:
             assert vm.pid is not None
-            stage(
+            notes = stage(
                 vm.path("/"),
                 settings.config,
                 settings.pre,
                 settings.post,
                 settings.owner,
                 Containment(vm.pid, tuple(vm.private_dirs)),
-            )
+                at=(settings.pre_at, settings.post_at),
+            ).notes
         t = time.monotonic()
         app.provision(vm)
         timings["provision_s"] = time.monotonic() - t
@@ -133,6 +137,7 @@ def build(
             workdir,
             app.versions(vm),
             timings,
+            notes,
         )
 
 

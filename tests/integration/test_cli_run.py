@@ -126,3 +126,25 @@ def test_vmsnap_run_world_writable_pre_script(
     (finding,) = [f for f in d["findings"] if f["code"] == 306]
     assert "permission" in (finding["message"] + finding["action"]).lower(), finding
     assert "306" in done.stdout, done.stdout
+
+
+def test_a_config_the_extension_cannot_read_still_runs_its_cycle(
+    tmp_path: Path, root_required: None
+) -> None:
+    """Issue 11: the user asks what happens in production. A malformed config is installed
+    as given and the cycle runs as the extension runs it: 305, no script, a frozen snapshot,
+    status 1, nothing reported as the health code; the scripts that could not be placed are
+    a finding. With --pre-at the pre-script is placed anyway (it still does not run)."""
+    require("sqlite")
+    config, pre, post = cycle_files(tmp_path, "sqlite")
+    config.write_text('{"preScriptLocation": "/etc/azure/sqlite/pre.sh",')  # cut short
+    done, d = vmsnap_run(tmp_path, "sqlite", config, pre, post, "--pre-at", "/opt/pre.sh")
+    assert_contract(d)
+    assert d["error"] == "" and d["status"] == 1 and d["health_code"] == 0, d
+    assert d["snapshot"]["taken"] and d["freeze"]["frozen"]
+    assert not d["scripts"]["pre"]["ran"] and not d["scripts"]["post"]["ran"]
+    assert any(f["code"] == 305 for f in d["findings"]), d["findings"]
+    notes = [f["message"] for f in d["findings"] if f["name"] == "ScriptNotInstalledAsAsked"]
+    assert any("installed at /opt/pre.sh (--pre-at)" in n for n in notes), notes
+    assert any("was not installed" in n and "not valid JSON" in n for n in notes), notes
+    assert done.returncode == 1

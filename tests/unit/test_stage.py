@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from pathlib import Path
 
 import pytest
@@ -114,14 +115,23 @@ def test_a_location_on_a_private_mount_is_installed(tmp_path: Path) -> None:
         ("{}", r"the config has no preScriptLocation"),
     ],
 )
-def test_no_location_says_why(tmp_path: Path, config_text: str | bytes, message: str) -> None:
+def test_no_location_installs_the_config_as_given_and_says_why(
+    tmp_path: Path, config_text: str | bytes, message: str
+) -> None:
+    """The cycle of a config the extension cannot read still runs (the framework reports
+    305/304): the config is installed byte for byte, the script is not, and a note says why;
+    with --pre-at it goes where the user says."""
     config = tmp_path / "c.json"
     if isinstance(config_text, bytes):
         config.write_bytes(config_text)
     else:
         config.write_text(config_text)
-    with pytest.raises(StageError, match=message):
-        stage(tmp_path / "root", config, script(tmp_path, "a.sh", 0o700))
+    staged = stage(tmp_path / "root", config, script(tmp_path, "a.sh", 0o700))
+    assert staged.config.read_bytes() == config.read_bytes()
+    assert re.search(message, staged.notes[0]) and "was not installed" in staged.notes[0]
+    placed = stage(tmp_path / "r2", config, script(tmp_path, "a.sh", 0o700), at=("/s/pre.sh", None))
+    assert (tmp_path / "r2/s/pre.sh").read_text() == "exit 0\n"
+    assert "installed at /s/pre.sh (--pre-at)" in placed.notes[0]
 
 
 def test_directories_are_named_as_directories(tmp_path: Path) -> None:
