@@ -102,6 +102,9 @@ class FakeSnapshotter:
         return SnapshotResult(self.code, self.code == 0, "fake", 0.5, "fake snapshot")
 
 
+PROMPT_PHASES = ["precheck", "pre", "freeze", "snapshot", "thaw", "post"]
+"""The timeline of a cycle without the extension's waits around the freeze."""
+
 # Script states: ok (exit 0), fail (exit 1), timeout (never ends), missing, mode (750),
 # owner (a uid without passwd entry).
 BODY = {"ok": 0, "fail": 1}
@@ -801,14 +804,7 @@ def test_no_op_freezer_and_snapshotter_say_so(tmp_path: Path) -> None:
     assert record["status"] == codes.SUCCESS_APP_CONSISTENT
     assert record["freeze"]["real"] is False and record["snapshot"]["real"] is False
     assert record["scripts"]["pre"]["ran"] is True
-    assert [p["phase"] for p in record["timeline"]] == [
-        "precheck",
-        "pre",
-        "freeze",
-        "snapshot",
-        "thaw",
-        "post",
-    ]
+    assert [p["phase"] for p in record["timeline"]] == PROMPT_PHASES
 
 
 def test_findings_describe_stalled_and_abandoned_scripts(tmp_path: Path) -> None:
@@ -966,14 +962,7 @@ def test_faithful_pacing_keeps_the_extensions_delays_around_the_freeze(tmp_path:
 
 def test_prompt_pacing_has_no_waits_around_the_freeze(tmp_path: Path) -> None:
     result = make_rig(tmp_path).run(pacing=PROMPT)
-    assert [p.phase for p in result.timeline] == [
-        "precheck",
-        "pre",
-        "freeze",
-        "snapshot",
-        "thaw",
-        "post",
-    ]
+    assert [p.phase for p in result.timeline] == PROMPT_PHASES
 
 
 @pytest.mark.parametrize(("host_timeout", "poll", "waited"), [(60, 3, 66.0), (5000, 3, 1806.0)])
