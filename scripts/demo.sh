@@ -7,7 +7,10 @@ repo=$PWD
 chmod 700 sample_scripts/*/*.sh
 chmod 600 examples/*/VMSnapshotScriptPluginConfig.json
 cd examples/sqlite
-"$repo/.venv/bin/python" -m pytest --vmsnap --vmsnap-report "$repo/vmsnap-report" \
+# "=": a separate value that names an existing directory would be taken for a test path
+# by pytest's early look for its ini file (before plugins load), and the repository's
+# pyproject.toml would win over the example's.
+"$repo/.venv/bin/python" -m pytest --vmsnap --vmsnap-report="$repo/vmsnap-report" \
   -p no:cacheprovider "$@"
 rc=$?
 if [[ $rc -eq 5 ]]; then echo "demo: nothing was collected" >&2; exit 1; fi
