@@ -31,6 +31,7 @@ from typing import Any
 
 from ..apps.base import IntegrityReport
 from ..evidence import oracle
+from ..evidence.script_output import masked_failures
 from ..evidence.workload import Ack, parse_history
 from ..framework.cycle import run_cycle
 from ..framework.interfaces import SnapshotResult
@@ -132,6 +133,7 @@ def _run_dir(settings: Settings, result: RunResult) -> None:
             pacing=FAITHFUL if settings.pacing == "faithful" else PROMPT,
         )
     result.cycle = CycleRecord.from_dict(cycle.to_dict())
+    result.findings.extend(masked_failures(result.cycle.scripts))
     result.timeline = [dict(p) for p in result.cycle.timeline]
     result.evidence.notes.append(
         "no root: directory stand-in, no freeze, no database; the "
@@ -260,6 +262,7 @@ def _drive(c: _Cycle) -> None:
     result.timings["framework_cycle_s"] = time.monotonic() - t
     c.driven = driven
     result.cycle = driven.cycle
+    result.findings.extend(masked_failures(driven.cycle.scripts))
     # The first event (precheck_end) marks the end of the timeline's first phase.
     phases = driven.cycle.timeline
     first = phases[0]["end_s"] if phases else 0.0

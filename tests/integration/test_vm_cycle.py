@@ -287,3 +287,17 @@ def test_scripts_get_the_extensions_environment_not_the_callers(
         assert f"{key}={value}" in lines, (key, out)
     names = {line.split("=", 1)[0] for line in lines if "=" in line and not line.startswith("cwd=")}
     assert not names & {"PGHOST", "MYSQL_PWD", "HOME", "PYTHONPATH", "HOSTNAME"}, names
+
+
+def test_an_error_the_pre_script_hid_behind_exit_zero_is_a_finding(
+    sqlite_files: dict[str, Path], tmp_path: Path
+) -> None:
+    """Issue 11: a client error in the script's output while it exits 0 (the extension sees
+    success) is named in the result's findings."""
+    masked = tmp_path / "pre-masked.sh"
+    masked.write_text("echo 'ERROR:  permission denied for function pg_backup_start' >&2\nexit 0\n")
+    masked.chmod(0o700)
+    d = run(settings(sqlite_files, pre=masked, quiesce="none")).to_dict()
+    assert d["scripts"]["pre"]["exit_code"] == 0 and d["status"] == 0
+    (finding,) = [f for f in d["findings"] if f["name"] == "MaskedScriptFailure"]
+    assert "pg_backup_start" in finding["message"]
