@@ -208,9 +208,11 @@ def _make_dirs(
     for i in range(len(parts) + 1):
         sub = "/".join(parts[:i]) or "."
         try:
-            fd = linux.openat2(root_fd, sub, _DIR, resolve=_IN_ROOT)
+            fd = linux.openat2(root_fd, sub, _DIR, resolve=linux.IN_ROOT)
         except FileNotFoundError:
-            above = linux.openat2(root_fd, "/".join(parts[: i - 1]) or ".", _DIR, resolve=_IN_ROOT)
+            above = linux.openat2(
+                root_fd, "/".join(parts[: i - 1]) or ".", _DIR, resolve=linux.IN_ROOT
+            )
             try:
                 link = _readlink(above, parts[i - 1])
                 if link is not None and hops < 40:  # the kernel's own limit (ELOOP)
@@ -226,7 +228,7 @@ def _make_dirs(
                 ) from None
             finally:
                 os.close(above)
-            fd = linux.openat2(root_fd, sub, _DIR, resolve=_IN_ROOT)
+            fd = linux.openat2(root_fd, sub, _DIR, resolve=linux.IN_ROOT)
         except NotADirectoryError:
             raise StageError(f"{location}: /{sub} is a file in the VM, not a directory") from None
         if i < len(parts):
@@ -256,4 +258,3 @@ def _check_private(dir_fd: int, location: str, containment: Containment) -> None
 
 
 _DIR = os.O_PATH | os.O_DIRECTORY
-_IN_ROOT = linux.RESOLVE_IN_ROOT | linux.RESOLVE_NO_MAGICLINKS

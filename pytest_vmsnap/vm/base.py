@@ -11,7 +11,7 @@ from typing import Any
 
 from .errors import VmError
 from .forkserver import Call, ForkServer
-from .linux import RESOLVE_IN_ROOT, RESOLVE_NO_MAGICLINKS, openat2, thaw
+from .linux import IN_ROOT, openat2, thaw
 from .model import Disk
 
 
@@ -126,7 +126,7 @@ class StandIn:
             return None
         try:
             flags = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_NOCTTY
-            fd = openat2(root, inside.lstrip("/"), flags, resolve=_IN_ROOT)
+            fd = openat2(root, inside.lstrip("/"), flags, resolve=IN_ROOT)
         except OSError:
             return None
         finally:
@@ -151,6 +151,3 @@ class StandIn:
             for d in reversed(self.disks)
             if thaw(str(self.path(d.spec.mountpoint)))
         ]
-
-
-_IN_ROOT = RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS

@@ -107,6 +107,9 @@ def reflink(src_fd: int, dst_fd: int) -> None:
 # <linux/openat2.h>
 RESOLVE_NO_MAGICLINKS = 0x02
 RESOLVE_IN_ROOT = 0x10
+IN_ROOT = RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS
+"""Resolve as a process chrooted in the directory would, and no ``/proc`` magic links: how
+the harness opens anything inside a VM from this host."""
 _SYS_OPENAT2 = 437  # the same number on every architecture (the generic syscall table)
 
 
