@@ -1,10 +1,11 @@
-"""The host stand-in VM: private mount, network and PID namespaces on this machine.
+"""The host stand-in VM: private mount, network, UTS and PID namespaces on this machine.
 
 The VM's root is a copy-on-write view of this whole host (:mod:`.guest.rootfs`): scripts run
 unchanged with their production paths and this host's programs, every write stays in the VM's
 memory, no file system of this host can be frozen from inside, and the harness's files are
 read-only there. The VM's disks are mounted at their real paths (``/var/lib/postgresql``...),
-loopback is the VM's own (default ports never collide between VMs), and ending the VM's PID 1
+loopback is the VM's own (default ports never collide between VMs), so is its host name
+(which resolves in the VM, as on a real one), and ending the VM's PID 1
 ends every process in it. Loop devices are not namespaced: their owner (:mod:`.disks`)
 releases them.
 """
@@ -62,6 +63,7 @@ class HostVM(StandIn):
         spec = {
             "name": self.name,
             "tag": self.tag,
+            "hostname": names.component(self.name)[:63],
             "readonly": _harness_files(),
             # Every run's pool images and owner records: not this VM's business.
             "hidden": [os.path.realpath(names.vmsnap_home())],
@@ -79,6 +81,7 @@ class HostVM(StandIn):
             "unshare",
             "--mount",
             "--net",
+            "--uts",
             "--pid",
             "--fork",
             "--mount-proc",
@@ -139,7 +142,17 @@ class HostVM(StandIn):
     def _nsenter(self, argv: Sequence[str]) -> list[str]:
         if self.pid is None:
             raise VmError(f"VM {self.name} is not running")
-        return ["nsenter", "--target", str(self.pid), "--mount", "--net", "--pid", "--", *argv]
+        return [
+            "nsenter",
+            "--target",
+            str(self.pid),
+            "--mount",
+            "--net",
+            "--uts",
+            "--pid",
+            "--",
+            *argv,
+        ]
 
     _enter = _nsenter
 

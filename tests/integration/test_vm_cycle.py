@@ -11,6 +11,7 @@ import json
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -275,7 +276,10 @@ def test_scripts_get_the_extensions_environment_not_the_callers(
     for key, value in (("PGHOST", "callers-db"), ("MYSQL_PWD", "secret"), ("HOME", "/root")):
         monkeypatch.setenv(key, value)
     probe = tmp_path / "pre-env.sh"
-    probe.write_text('echo "cwd=$(pwd)"\nenv | sort\n')
+    probe.write_text(
+        'echo "cwd=$(pwd)"\necho "host=$(hostname)"\n'
+        'echo "resolves=$(getent hosts "$(hostname)" | wc -l)"\nenv | sort\n'
+    )
     probe.chmod(0o700)
     added = (("APP_ENV", "prod"), ("DB_NAME", "a b=c"))  # vmsnap_env: on purpose
     d = run(settings(sqlite_files, pre=probe, quiesce="none", env=added)).to_dict()
@@ -283,6 +287,10 @@ def test_scripts_get_the_extensions_environment_not_the_callers(
     lines = set(out.splitlines())
     assert {"APP_ENV=prod", "DB_NAME=a b=c"} <= lines, out
     assert f"cwd={EXTENSION_DIR}" in lines, out
+    # The VM's own name (not this host's), and it resolves there as on a real VM.
+    (host,) = [line.removeprefix("host=") for line in lines if line.startswith("host=")]
+    assert host == "source" != socket.gethostname(), out
+    assert "resolves=1" in lines, out
     for key, value in SCRIPT_ENV.items():
         assert f"{key}={value}" in lines, (key, out)
     names = {line.split("=", 1)[0] for line in lines if "=" in line and not line.startswith("cwd=")}

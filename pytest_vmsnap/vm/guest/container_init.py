@@ -15,6 +15,7 @@ import contextlib
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -22,6 +23,7 @@ import time
 from typing import Any
 
 from ..linux import MNT_DETACH, MS_BIND, MS_NODEV, MS_RDONLY, mount, read_mounts, run, thaw, umount
+from .identity import take_hostname
 from .rootfs import HARNESS_SOURCE, PSEUDO_FS
 from .vminit import serve_as_init
 
@@ -78,6 +80,8 @@ def _build(spec: dict[str, Any]) -> None:
         os.makedirs(f"/run/{sub}", exist_ok=True)
     os.chmod("/run/lock", 0o1777)
     seal_host_mounts([m["target"] for m in spec.get("mounts", [])])
+    # Docker set the name; with network "none" its /etc/hosts does not resolve it.
+    take_hostname(socket.gethostname())
     for m in spec.get("mounts", []):
         os.makedirs(m["target"], exist_ok=True)
         argv = ["mount", "-t", m["fs"]]

@@ -1,10 +1,11 @@
 """PID 1 of a host stand-in VM: builds the VM's private view of the machine, then waits.
 
 Run by :mod:`pytest_vmsnap.vm.host` as
-``unshare --mount --net --pid --fork --mount-proc --propagation private python -m
+``unshare --mount --net --uts --pid --fork --mount-proc --propagation private python -m
 pytest_vmsnap.vm.guest.vminit SPEC_JSON``. It brings up a private loopback, makes the VM's
 root a copy-on-write view of this host with the VM's disks at their real paths
-(:mod:`.rootfs`: writes land in memory, no file system of the host is reachable), prints
+(:mod:`.rootfs`: writes land in memory, no file system of the host is reachable), gives it
+its own host name (:mod:`.identity`), prints
 ``READY`` and waits.
 
 It ends when its stdin closes (the controller died or asked it to), or on SIGTERM, SIGINT or
@@ -23,6 +24,7 @@ from collections.abc import Callable
 from typing import Any
 
 from ..linux import run, thaw
+from .identity import take_hostname
 from .rootfs import RootSpec, build_root
 
 
@@ -41,8 +43,7 @@ def build(spec: dict) -> dict[str, list[str]]:
             uid, gid = m["owner"]
             os.chown(m["target"], uid, gid)
     if spec.get("hostname"):
-        # Only the UTS namespace would make this private; we record it instead of setting it.
-        os.environ["VMSNAP_VM"] = spec["hostname"]
+        take_hostname(spec["hostname"])
     return {"not_shown": not_shown}
 
 
