@@ -26,9 +26,9 @@ import pytest
 
 HERE = Path(__file__).resolve().parent
 SUITE = [
-    ("Pre-check (sections 2.1, 2.2, 3)", HERE / "unit" / "test_checks_conformance.py"),
+    ("Pre-check (sections 2.1, 2.2, 3, errata E8)", HERE / "unit" / "test_checks_conformance.py"),
     ("Script runner (section 4)", HERE / "unit" / "test_runner_conformance.py"),
-    ("Cycle outcomes (sections 5, 6, errata E2, E3)", HERE / "unit" / "test_cycle_outcomes.py"),
+    ("Cycle outcomes (sections 5, 6, errata E2, E3, E8)", HERE / "unit" / "test_cycle_outcomes.py"),
     ("Freeze selection (section 7.1, errata E7)", HERE / "unit" / "test_freeze_order.py"),
 ]
 

@@ -21,6 +21,7 @@ from .config import (
     WORKLOAD_CONF,
     HostConfig,
     PluginConfig,
+    PluginEntry,
     WorkloadConf,
     parse_host_text,
     parse_plugin_json,
@@ -42,15 +43,42 @@ def passwd_owner_name(uid: int) -> str:
 
 
 @dataclass
+class PluginCheck:
+    """One plugin whose JSON passed the file checks, as ``ScriptRunner.validate_scripts``
+    judged it: the code and the ``dobackup`` / freeze flag it returned, and its scripts."""
+
+    entry: PluginEntry
+    config: PluginConfig
+    code: int = 0
+    detail: str = ""
+    dobackup: Any = True
+    fs_freeze: Any = True
+    pre_path: Path | None = None
+    post_path: Path | None = None
+
+    @property
+    def raised(self) -> bool:
+        """Every 304 of a plugin is an exception escaping ``validate_scripts``: the plugin
+        host stops loading plugins there (``PluginHost.py:153, 166-169``)."""
+        return self.code == codes.HOST_PARSING
+
+
+@dataclass
 class Precheck:
-    """What the extension's ``PluginHost.pre_check`` returns, plus the evidence behind it."""
+    """What the extension's ``PluginHost.pre_check`` returns, plus the evidence behind it.
+
+    With several plugins in the host file the verdict is the last loading turn's (errata E8):
+    ``code``, ``dobackup`` and ``fs_freeze`` are what that turn left, and ``config``,
+    ``pre_path``, ``post_path`` are the last validated plugin's.
+    """
 
     code: int
-    """0, or the first failing code (302-307, 304, 305, 313, 314, 316, 317)."""
+    """0, or the deciding code (302-307, 304, 305, 313, 314, 316, 317)."""
     dobackup: Any = True
-    """Raw ``continueBackupOnFailure`` once the JSON loaded; True before that."""
+    """Raw ``continueBackupOnFailure`` of the last plugin validated; True before that."""
     fs_freeze: Any = True
-    """Raw ``fsFreezeEnabled`` (forced True when the JSON could not be read)."""
+    """Raw ``fsFreezeEnabled`` (True when no JSON could be read; a later plugin that fails
+    to load keeps the earlier plugin's value)."""
     config: PluginConfig | None = None
     host: HostConfig | None = None
     workload: WorkloadConf | None = None
@@ -58,11 +86,23 @@ class Precheck:
     post_path: Path | None = None
     detail: str = ""
     log: list[str] = field(default_factory=list)
+    plugins: list[PluginCheck] = field(default_factory=list)
+    """The plugins the host loaded, in order, whatever their own validation said."""
 
     @property
     def workload_takes_over(self) -> bool:
         """True when workload.conf makes the extension ignore the JSON script framework."""
         return self.workload is not None and self.workload.takes_over
+
+    @property
+    def script_plugins(self) -> list[PluginCheck]:
+        """The plugins whose pre- and post-scripts the extension starts: every loaded plugin
+        when the pre-check returned 0, also one whose own validation failed
+        (``PluginHost.py:203-206, 250-253``); none otherwise (``handle.py:517-519, 524,
+        534``)."""
+        if self.code or self.workload_takes_over:
+            return []
+        return list(self.plugins)
 
 
 def resolve(root: Path, path: str, cwd: str = DEFAULT_EXTENSION_DIR) -> Path:
@@ -124,54 +164,115 @@ def precheck(
     if host.config is None:
         return _fail(result, host.code, host.detail)
     result.host = host.config
-    if not host.config.plugins:
+    if host.config.count <= 0:
         result.log.append("numberOfPlugins is 0: no script plugin is loaded")
         return result
+    return _load_plugins(root, host.config, result, profile, owner_name)
 
-    plugin = host.config.plugins[0]
-    json_path = resolve(root, plugin.config_path)
+
+def _load_plugins(
+    root: Path, host: HostConfig, result: Precheck, profile: Profile, owner_name: OwnerName
+) -> Precheck:
+    """``PluginHost.load_modules`` (``VMBackup/main/PluginHost.py:106-171`` at the spec's
+    pinned commit b7eecd4b; errata E8).
+
+    The loop runs ``numberOfPlugins`` times (line 127) and reads entry ``noOfPlugins``
+    (lines 128-130), which grows only when a plugin loads (line 155): a JSON that fails the
+    file checks (316/317, lines 136-146) is read again on every remaining turn and later
+    entries are never reached. Each turn resets the code and ``dobackup`` (lines 133-134) but
+    not the freeze flag, and the last turn's values are returned (line 171); an exception
+    (304, lines 166-169) ends the loop with the values of that moment.
+    """
+    for _ in range(host.count):
+        index = len(result.plugins)
+        if index >= len(host.plugins):
+            # config.get raises (lines 128-130) before the turn's reset (lines 133-134):
+            # dobackup and the freeze flag keep the previous plugin's values.
+            return _fail(result, codes.HOST_PARSING, host.unread)
+        entry = host.plugins[index]
+        result.code, result.detail, result.dobackup = 0, "", True
+        code, detail = _check_plugin_file(root, entry, profile, owner_name, result.log)
+        if code:
+            # Not loaded: the remaining turns read this entry again, with the same outcome.
+            result.code, result.detail = code, detail
+            break
+        if not entry.importable:  # __import__ only after the file checks (lines 148-150)
+            return _fail(
+                result,
+                codes.HOST_PARSING,
+                f"pluginName{index} is {entry.name!r}: only the bundled "
+                "ScriptRunner module can be imported",
+            )
+        check = _validate_plugin(root, entry, host.timeout_s, profile, owner_name)
+        result.config = check.config
+        result.pre_path, result.post_path = check.pre_path, check.post_path
+        if check.raised:
+            return _fail(result, check.code, check.detail)  # dobackup True, freeze flag kept
+        result.plugins.append(check)
+        result.code, result.detail = check.code, check.detail
+        result.dobackup, result.fs_freeze = check.dobackup, check.fs_freeze
+        if host.count > 1:
+            result.log.append(_loaded_line(check))
+    if result.code:
+        return _fail(result, result.code, result.detail)
+    return result
+
+
+def _loaded_line(check: PluginCheck) -> str:
+    outcome = codes.lookup(check.code).name if check.code else "passed"
+    return (
+        f"plugin {check.entry.index} ({check.entry.config_path}) loaded, validation {outcome}: "
+        "its scripts run if the last plugin's validation passes"
+    )
+
+
+def _check_plugin_file(
+    root: Path, entry: PluginEntry, profile: Profile, owner_name: OwnerName, log: list[str]
+) -> tuple[int, str]:
+    """The JSON's file-level checks (``PluginHost.py:136-146``): 316, 317 or 0."""
+    json_path = resolve(root, entry.config_path)
     if not os.path.isfile(json_path):
-        return _fail(result, codes.CONFIG_NOT_FOUND, f"{plugin.config_path} does not exist")
+        return codes.CONFIG_NOT_FOUND, f"{entry.config_path} does not exist"
     st = os.stat(json_path)
-    result.log.append(f"Permissions of the file {plugin.config_path} are {_digits(st.st_mode)}")
+    log.append(f"Permissions of the file {entry.config_path} are {_digits(st.st_mode)}")
     json_owner = owner_name(st.st_uid)
-    if not profile.config_mode_ok(st.st_mode) or json_owner != "root":
-        why = (
-            f"mode {_digits(st.st_mode)}"
-            if not profile.config_mode_ok(st.st_mode)
-            else f"owner {json_owner or '<no passwd entry>'} is not root"
-        )
-        return _fail(result, codes.CONFIG_PERMISSION, f"{plugin.config_path}: {why}")
+    if not profile.config_mode_ok(st.st_mode):
+        return codes.CONFIG_PERMISSION, f"{entry.config_path}: mode {_digits(st.st_mode)}"
+    if json_owner != "root":
+        why = f"owner {json_owner or '<no passwd entry>'} is not root"
+        return codes.CONFIG_PERMISSION, f"{entry.config_path}: {why}"
+    return 0, ""
 
+
+def _validate_plugin(
+    root: Path, entry: PluginEntry, host_timeout_s: int, profile: Profile, owner_name: OwnerName
+) -> PluginCheck:
+    """``ScriptRunner.validate_scripts`` (``ScriptRunner.py:145-191``) for one plugin."""
+    json_path = resolve(root, entry.config_path)
     parsed = parse_plugin_json(
         json_path.read_bytes(),
-        host_timeout_s=host.config.timeout_s,
+        host_timeout_s=host_timeout_s,
         default_timeout_s=profile.default_timeout_s,
     )
-    result.config = parsed.config
+    cfg = parsed.config
+    check = PluginCheck(entry, cfg, parsed.code, parsed.detail)
     if parsed.code == codes.CONFIG_PARSING:
         # validate_scripts returns dobackup=True and the freeze flag as far as it was read.
-        result.fs_freeze = parsed.config.fs_freeze
-        return _fail(result, parsed.code, parsed.detail)
+        check.fs_freeze = cfg.fs_freeze
+        return check
     if parsed.code:
-        return _fail(result, parsed.code, parsed.detail)
-
-    cfg = parsed.config
-    result.dobackup = cfg.continue_on_failure
-    result.fs_freeze = cfg.fs_freeze
+        return check
+    check.dobackup, check.fs_freeze = cfg.continue_on_failure, cfg.fs_freeze
     for which, location in (("pre", cfg.pre_location), ("post", cfg.post_location)):
         code, detail, path = _check_script(root, which, location, profile, owner_name)
         if which == "pre":
-            result.pre_path = path
+            check.pre_path = path
         else:
-            result.post_path = path
-        if code == codes.HOST_PARSING:
-            # The TypeError escapes validate_scripts, so load_modules returns its own
-            # defaults (dobackup=True, fsFreeze_on=True), not the values read from the JSON.
-            result.dobackup, result.fs_freeze = True, True
+            check.post_path = path
         if code:
-            return _fail(result, code, detail)
-    return result
+            check.code, check.detail = code, detail
+            return check
+    return check
 
 
 def _check_script(

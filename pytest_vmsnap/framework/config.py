@@ -37,20 +37,37 @@ _MISSING = object()
 
 @dataclass(frozen=True)
 class PluginEntry:
-    """One plugin listed in the host file."""
+    """One plugin listed in the host file (``pluginName<i>``, ``pluginPath<i>``,
+    ``pluginConfigPath<i>``)."""
 
     name: str
     path: str
     config_path: str
+    index: int = 0
+
+    @property
+    def importable(self) -> bool:
+        """Whether ``__import__(name).ScriptRunner`` works: the extension's own ``main/`` comes
+        first on ``sys.path``, so only its bundled module resolves."""
+        return self.name == "ScriptRunner"
 
 
 @dataclass(frozen=True)
 class HostConfig:
-    """The parsed plugin-host file."""
+    """The parsed plugin-host file.
+
+    The extension reads plugin ``i``'s three options only when its loop reaches it
+    (``PluginHost.py:127-130``), so a missing option is not an error of the file as such:
+    ``plugins`` holds the readable entries from 0 on (at most ``count``), and ``unread`` says
+    why entry ``len(plugins)`` raises when ``count`` asks for it (the pre-check then gives 304).
+    """
 
     timeout_s: int
     plugins: tuple[PluginEntry, ...]
     source: str
+    count: int = 0
+    """``numberOfPlugins``: how many times the loading loop runs (0 when absent)."""
+    unread: str = ""
 
 
 @dataclass(frozen=True)
@@ -63,7 +80,12 @@ class HostParse:
 
 
 def parse_host_text(text: str, source: str = HOST_FILE) -> HostParse:
-    """Parse host-file text as the extension's ConfigParser does (304 on any failure)."""
+    """Parse host-file text as the extension's ConfigParser does.
+
+    304 when the file itself cannot be read (a ConfigParser error, a bad integer). Plugin
+    entries are read lazily, as the extension does: their problems (a missing option, a
+    module other than ScriptRunner) count only once the pre-check's loop reaches them.
+    """
     parser = configparser.ConfigParser()
     try:
         parser.read_string(text, source=source)
@@ -73,25 +95,31 @@ def parse_host_text(text: str, source: str = HOST_FILE) -> HostParse:
         count = 0
         if parser.has_option("pre_post", "numberOfPlugins"):
             count = int(parser.get("pre_post", "numberOfPlugins"))
-        plugins = []
-        for i in range(count):
-            entry = PluginEntry(
-                name=parser.get("pre_post", f"pluginName{i}"),
-                path=parser.get("pre_post", f"pluginPath{i}"),
-                config_path=parser.get("pre_post", f"pluginConfigPath{i}"),
-            )
-            # The import resolves to the extension's own bundled module, so only this name works.
-            if entry.name != "ScriptRunner":
-                return HostParse(
-                    None,
-                    codes.HOST_PARSING,
-                    f"pluginName{i} is {entry.name!r}: only the bundled "
-                    "ScriptRunner module can be imported",
-                )
-            plugins.append(entry)
     except (configparser.Error, ValueError) as err:
         return HostParse(None, codes.HOST_PARSING, f"{source}: {_one_line(err)}")
-    return HostParse(HostConfig(timeout, tuple(plugins), source), 0)
+    plugins, unread = _plugin_entries(parser, count, source)
+    return HostParse(HostConfig(timeout, plugins, source, count, unread), 0)
+
+
+def _plugin_entries(
+    parser: configparser.ConfigParser, count: int, source: str
+) -> tuple[tuple[PluginEntry, ...], str]:
+    # The loop never reads past the first entry that raises, so neither do we: this also
+    # bounds the work for a huge numberOfPlugins.
+    plugins: list[PluginEntry] = []
+    for i in range(count):
+        try:
+            plugins.append(
+                PluginEntry(
+                    name=parser.get("pre_post", f"pluginName{i}"),
+                    path=parser.get("pre_post", f"pluginPath{i}"),
+                    config_path=parser.get("pre_post", f"pluginConfigPath{i}"),
+                    index=i,
+                )
+            )
+        except configparser.Error as err:  # NoOptionError, or an interpolation error
+            return tuple(plugins), f"{source}: {_one_line(err)}"
+    return tuple(plugins), ""
 
 
 @dataclass

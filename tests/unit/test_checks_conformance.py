@@ -10,6 +10,7 @@ import json
 import os
 import pwd
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -536,6 +537,193 @@ def test_host_file_zero_plugins(fs: Any) -> None:
     pc = check()
     assert pc.code == 0
     assert pc.config is None
+
+
+# --------------------------------------------------------------------------------------
+# Errata E8: every pluginConfigPath<i> of the host file; the last loading turn decides
+# --------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Plug:
+    """One plugin of a multi-plugin host file. ``state``: ok, missing (no JSON), json-mode
+    (JSON 644 -> 317), pre-missing (302), pre-mode (306), malformed (305) or string-timeout
+    (304); ``name`` is its pluginName<i>."""
+
+    state: str = "ok"
+    C: Any = True
+    F: Any = True
+    name: str = "ScriptRunner"
+
+
+def plugins_vm(fs: Any, plugs: list[Plug], count: int | None = None) -> None:
+    """A host file listing ``plugs`` (``numberOfPlugins`` = ``count`` or their number); plugin
+    i's JSON is /etc/azure/plugin<i>.json and its scripts /scripts/p<i>-pre.sh, -post.sh."""
+    lines = ["[pre_post]", f"numberOfPlugins: {len(plugs) if count is None else count}"]
+    for i, plug in enumerate(plugs):
+        lines += [f"pluginName{i}: {plug.name}", f"pluginPath{i}: /etc/azure"]
+        lines.append(f"pluginConfigPath{i}: /etc/azure/plugin{i}.json")
+        _make_plugin(fs, i, plug)
+    put(fs, HOST_PATH, 0o644, contents="\n".join(lines) + "\n")
+
+
+def _make_plugin(fs: Any, i: int, plug: Plug) -> None:
+    pre, post = f"/scripts/p{i}-pre.sh", f"/scripts/p{i}-post.sh"
+    cfg: dict[str, Any] = {"preScriptLocation": pre, "postScriptLocation": post}
+    cfg.update(continueBackupOnFailure=plug.C, fsFreezeEnabled=plug.F)
+    if plug.state == "string-timeout":
+        cfg["timeoutInSeconds"] = "30"
+    text = "{oops" if plug.state == "malformed" else json.dumps(cfg)
+    if plug.state != "missing":
+        put(fs, f"{AZ}/plugin{i}.json", 0o644 if plug.state == "json-mode" else 0o600, 0, text)
+    if plug.state != "pre-missing":
+        put(fs, ROOT + pre, 0o755 if plug.state == "pre-mode" else 0o700)
+    put(fs, ROOT + post, 0o700)
+
+
+def e8_summary(code: int, loaded: list[int], runs: list[int], dobackup: Any, F: Any) -> str:
+    """One line for the conformance table: the pre-check's verdict and whose scripts run."""
+    return f"code {code}, loaded {loaded}, scripts of {runs}, dobackup {dobackup}, F {F}"
+
+
+OK, BAD = Plug(), Plug(C=False, F=False)
+E8_CASES = [
+    # (id, plugins, numberOfPlugins, (code, loaded, whose scripts run, dobackup, F))
+    ("both-valid", [BAD, OK], None, (0, [0, 1], [0, 1], True, True)),
+    ("both-valid-last-flags-win", [OK, BAD], None, (0, [0, 1], [0, 1], False, False)),
+    (
+        "first-pre-missing-last-valid",
+        [Plug("pre-missing", C=False), OK],
+        None,
+        (0, [0, 1], [0, 1], True, True),
+    ),
+    ("first-pre-mode-last-valid", [Plug("pre-mode"), OK], None, (0, [0, 1], [0, 1], True, True)),
+    ("first-malformed-last-valid", [Plug("malformed"), OK], None, (0, [0, 1], [0, 1], True, True)),
+    (
+        "first-valid-last-pre-missing",
+        [OK, Plug("pre-missing", C=False)],
+        None,
+        (codes.PRE_NOT_FOUND, [0, 1], [], False, True),
+    ),
+    (
+        "first-valid-last-malformed",
+        [BAD, Plug("malformed")],
+        None,
+        (codes.CONFIG_PARSING, [0, 1], [], True, True),
+    ),
+    (
+        "first-missing-last-valid",
+        [Plug("missing"), OK],
+        None,
+        (codes.CONFIG_NOT_FOUND, [], [], True, True),
+    ),
+    (
+        "first-valid-last-missing",
+        [BAD, Plug("missing")],
+        None,
+        (codes.CONFIG_NOT_FOUND, [0], [], True, False),
+    ),
+    (
+        "valid-missing-valid",
+        [OK, Plug("missing"), OK],
+        None,
+        (codes.CONFIG_NOT_FOUND, [0], [], True, True),
+    ),
+    (
+        "first-valid-last-json-mode",
+        [OK, Plug("json-mode")],
+        None,
+        (codes.CONFIG_PERMISSION, [0], [], True, True),
+    ),
+    (
+        "first-valid-last-string-timeout",
+        [BAD, Plug("string-timeout")],
+        None,
+        (codes.HOST_PARSING, [0], [], True, False),
+    ),
+    (
+        "first-valid-last-not-importable",
+        [BAD, Plug(name="MyPlugin")],
+        None,
+        (codes.HOST_PARSING, [0], [], True, False),
+    ),
+    ("count-beyond-listed", [BAD], 2, (codes.HOST_PARSING, [0], [], False, False)),
+    (
+        "first-missing-count-beyond-listed",
+        [Plug("missing")],
+        2,
+        (codes.CONFIG_NOT_FOUND, [], [], True, True),
+    ),
+    (
+        "not-importable-json-missing",
+        [Plug("missing", name="MyPlugin")],
+        None,
+        (codes.CONFIG_NOT_FOUND, [], [], True, True),
+    ),
+    ("not-importable", [Plug(name="MyPlugin")], None, (codes.HOST_PARSING, [], [], True, True)),
+]
+
+
+@pytest.mark.parametrize(
+    ("plugs", "count", "expected"),
+    [pytest.param(plugs, count, exp, id=case) for case, plugs, count, exp in E8_CASES],
+)
+def test_every_plugin_config_path_last_turn_decides(
+    fs: Any,
+    record_property: Any,
+    plugs: list[Plug],
+    count: int | None,
+    expected: tuple[int, list[int], list[int], Any, Any],
+) -> None:
+    """Errata E8 (PluginHost.py:106-171): every pluginConfigPath<i> is loaded in turn and the
+    last turn decides the code, dobackup and F; a JSON failing the file checks (316/317) is
+    read again on every later turn, so later entries are never reached; every loaded plugin's
+    scripts run when the pre-check passes, whatever its own validation said."""
+    plugins_vm(fs, plugs, count)
+    pc = check()
+    got = e8_summary(
+        pc.code,
+        [p.entry.index for p in pc.plugins],
+        [p.entry.index for p in pc.script_plugins],
+        pc.dobackup,
+        pc.fs_freeze,
+    )
+    record_property("expected", e8_summary(*expected))
+    record_property("got", got)
+    assert got == e8_summary(*expected)
+
+
+def test_an_overridden_plugin_keeps_its_own_verdict(fs: Any) -> None:
+    """Errata E8: a plugin whose validation failed (302) before a valid last plugin is still
+    loaded with its own code and paths: the extension runs its scripts (``sh`` of a missing
+    file), and the log says its failure did not decide."""
+    plugins_vm(fs, [Plug("pre-missing"), OK])
+    pc = check()
+    assert pc.code == 0
+    first, last = pc.plugins
+    assert (first.code, last.code) == (codes.PRE_NOT_FOUND, 0)
+    assert first.pre_path == Path(ROOT + "/scripts/p0-pre.sh")
+    assert pc.config is last.config and pc.pre_path == last.pre_path
+    assert any("plugin 0" in line and "FailedPrepostPreScriptNotFound" in line for line in pc.log)
+
+
+def test_a_plugin_that_fails_to_load_hides_the_later_entries(fs: Any) -> None:
+    """Errata E8: with a missing pluginConfigPath0 the loop re-reads entry 0 on each turn
+    (noOfPlugins never grows), so entry 1 is never read, not even its missing options."""
+    plugins_vm(fs, [Plug("missing")], count=5)
+    pc = check()
+    assert pc.code == codes.CONFIG_NOT_FOUND
+    assert pc.detail == "/etc/azure/plugin0.json does not exist"
+    assert pc.plugins == [] and pc.config is None
+
+
+def test_single_plugin_host_file_is_unchanged(fs: Any) -> None:
+    """Sec. 2.1: one pluginConfigPath (the shipped host file) loads exactly that plugin and
+    logs no per-plugin line."""
+    vm(fs)
+    pc = check()
+    assert pc.code == 0 and [p.entry.index for p in pc.script_plugins] == [0]
+    assert not any(line.startswith("plugin 0") for line in pc.log)
 
 
 # --------------------------------------------------------------------------------------

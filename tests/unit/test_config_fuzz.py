@@ -211,12 +211,16 @@ host_lines = st.one_of(
 @FUZZ
 @given(st.lists(host_lines, max_size=12).map("\n".join) | st.text())
 def test_host_text_never_raises_and_gives_0_or_304(text: str) -> None:
-    """§2.1: any host-file text parses to a config or 304; a config has only ScriptRunner."""
+    """§2.1: any host-file text parses to a config or 304; a config lists the readable
+    entries 0, 1, ... (at most numberOfPlugins) and says why the next one cannot be read."""
     result = parse_host_text(text)
     assert result.code in (0, 304)
     if result.code == 0:
-        assert result.config is not None and result.config.timeout_s <= 1800
-        assert all(p.name == "ScriptRunner" for p in result.config.plugins)
+        config = result.config
+        assert config is not None and config.timeout_s <= 1800
+        assert [p.index for p in config.plugins] == list(range(len(config.plugins)))
+        assert len(config.plugins) <= max(config.count, 0)
+        assert bool(config.unread) == (len(config.plugins) < config.count)
     else:
         assert result.config is None and result.detail
 

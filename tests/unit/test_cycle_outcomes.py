@@ -453,6 +453,111 @@ def test_script_validation_rows(
 
 
 # --------------------------------------------------------------------------------------
+# Errata E8: several pluginConfigPath<i>; the last loading turn decides
+# --------------------------------------------------------------------------------------
+
+
+def plugins_rig(
+    tmp_path: Path, plugins: list[tuple[str, bool, bool]], count: int | None = None
+) -> Rig:
+    """A rig whose host file lists ``plugins`` as (state, C, F): plugin i's JSON is
+    /etc/azure/p<i>.json (state missing: absent; json-mode: 640) and its scripts /s/p<i>pre.sh
+    and /s/p<i>post.sh (state pre-missing: no pre-script)."""
+    rig = make_rig(tmp_path)
+    azure = rig.root / "etc/azure"
+    lines = ["[pre_post]", f"numberOfPlugins: {len(plugins) if count is None else count}"]
+    for i, (state, c, f) in enumerate(plugins):
+        lines += [f"pluginName{i}: ScriptRunner", f"pluginPath{i}: /etc/azure"]
+        lines.append(f"pluginConfigPath{i}: /etc/azure/p{i}.json")
+        for which in ("pre", "post"):
+            if not (state == "pre-missing" and which == "pre"):
+                script = rig.root / f"s/p{i}{which}.sh"
+                script.write_text("exit 0\n")
+                script.chmod(0o700)
+        if state == "missing":
+            continue
+        cfg = {"preScriptLocation": f"/s/p{i}pre.sh", "postScriptLocation": f"/s/p{i}post.sh"}
+        cfg.update(continueBackupOnFailure=c, fsFreezeEnabled=f)
+        (azure / f"p{i}.json").write_text(json.dumps(cfg))
+        (azure / f"p{i}.json").chmod(0o640 if state == "json-mode" else 0o600)
+    (azure / "VMSnapshotPluginHost.conf").write_text("\n".join(lines) + "\n")
+    (azure / "VMSnapshotPluginHost.conf").chmod(0o644)
+    return rig
+
+
+E8_CYCLES = [
+    # (id, plugins as (state, C, F), numberOfPlugins, (status, health, snapshot, froze))
+    (
+        "first-valid-last-pre-missing-C0",
+        [("ok", True, True), ("pre-missing", False, True)],
+        None,
+        (codes.PRE_NOT_FOUND, codes.PRE_NOT_FOUND, False, False),
+    ),
+    (
+        "first-valid-C0-last-pre-missing-C1",
+        [("ok", False, True), ("pre-missing", True, True)],
+        None,
+        (codes.SUCCESS, codes.PRE_NOT_FOUND, True, True),
+    ),
+    (
+        "first-missing-last-valid",
+        [("missing", True, True), ("ok", True, True)],
+        None,
+        (codes.SUCCESS, 0, True, True),
+    ),
+    (
+        "first-valid-F0-last-missing",
+        [("ok", True, False), ("missing", True, True)],
+        None,
+        (codes.SUCCESS, 0, True, False),
+    ),
+    (
+        "first-valid-last-json-mode",
+        [("ok", True, True), ("json-mode", True, True)],
+        None,
+        (codes.SUCCESS, codes.CONFIG_PERMISSION, True, True),
+    ),
+    (
+        "first-valid-C0-count-beyond-listed",
+        [("ok", False, False)],
+        2,
+        (codes.HOST_PARSING, codes.HOST_PARSING, False, False),
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("plugins", "count", "expected"),
+    [pytest.param(p, n, e, id=case) for case, p, n, e in E8_CYCLES],
+)
+def test_several_plugins_failed_precheck_rows(
+    tmp_path: Path,
+    record_property: Any,
+    plugins: list[tuple[str, bool, bool]],
+    count: int | None,
+    expected: tuple[int, int, bool, bool],
+) -> None:
+    """Errata E8 with the sec. 6 pre-check rows: when the last loading turn fails, no
+    plugin's script runs (not even a valid earlier one's); its code, C and F (a later JSON
+    that fails to load keeps the earlier plugin's F, and a missing pluginName<i> keeps its C
+    too) give the status and health as for one plugin; a missing pluginConfigPath0 hides
+    the later entries."""
+    rig = plugins_rig(tmp_path, plugins, count)
+    result = rig.run()
+    record_property("expected", outcome(*expected) + ", no script")
+    record_property(
+        "got",
+        outcome(result.status, result.health_code, result.snapshot_taken, result.froze)
+        + (", no script" if not rig.ran else f", ran {rig.ran}"),
+    )
+    assert rig.ran == []
+    got = (result.status, result.health_code, result.snapshot_taken, result.froze)
+    assert got == expected
+    if not codes.is_success(result.status):
+        assert result.message == precheck_msg(result.status)
+
+
+# --------------------------------------------------------------------------------------
 # Host watchdog (310/311)
 # --------------------------------------------------------------------------------------
 
