@@ -48,6 +48,8 @@ WARNING_IDS = (
     "pg-backup-start-session",
     "redis-bgsave-no-wait",
     "script-freezes-fs",
+    "pre-waits-on-post",
+    "super-read-only",
 )
 
 

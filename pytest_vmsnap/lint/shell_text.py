@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+
+BLANK = "\0"
+"""What the code view puts in place of quoted data: not a space, so a quoted word stays one
+word and every column still matches the line as written."""
 
 
 @dataclass
@@ -11,9 +15,15 @@ class ShellText:
     """A script split into lines, with views suited to different heuristics."""
 
     code: list[str]
-    """Per line: comments removed, single-quoted text and here-document bodies blanked."""
+    """Per line, as long as the line: comments and here-document bodies become spaces; data
+    in quotes (single-quoted text, and double-quoted text other than its $-expansions) becomes
+    :data:`BLANK`. What is left is what sh itself reads as shell."""
     logic: list[str]
     """Per line: only whole-line comments blanked (quotes and here-documents kept, for SQL)."""
+    source: list[str] = field(default_factory=list)
+    """The lines as written."""
+    heredoc_owner: list[int] = field(default_factory=list)
+    """Per line: the number of the line whose command reads it as a here-document, or 0."""
 
     def code_matches(self, pattern: re.Pattern[str]) -> list[int]:
         """Numbers (from 1) of the lines whose code view matches ``pattern``."""
@@ -32,64 +42,123 @@ class ShellText:
         """The code view as one text."""
         return "\n".join(self.code)
 
+    def heredoc_body(self, line: int) -> list[str]:
+        """The here-document lines that the command on ``line`` reads."""
+        owners = self.heredoc_owner
+        return [text for text, owner in zip(self.logic, owners, strict=False) if owner == line]
+
 
 _HEREDOC = re.compile(
     r"<<(?P<dash>-)?[ \t]*\\?(?P<q>['\"]?)(?P<delim>[A-Za-z_][A-Za-z0-9_]*)(?P=q)"
+)
+_PARAM = re.compile(r"\$(?:[A-Za-z_]\w*|[0-9#?@*!$-])")
+# A double-quoted argument that sh runs as shell text again (eval "...", sh -c "...") is code;
+# any other (mysql -e "...", psql -c "...", echo "...") is data for its program.
+_RUNS_SHELL_TEXT = re.compile(
+    r"(?:^|[\s;&|(`])(?:eval|(?:\S*/)?(?:sh|dash)(?:\s+-[A-Za-z]+)*?\s+-[A-Za-z]*c[A-Za-z]*)\s+$"
 )
 
 
 def scan_shell(text: str) -> ShellText:
     """Split shell text into views; quote and here-document state carries across lines."""
     lines = text.split("\n")
-    code: list[str] = []
-    in_single = in_double = in_ansi = False
-    pending: list[tuple[str, bool]] = []
-    heredoc: tuple[str, bool] | None = None
-    for line in lines:
-        if heredoc is not None:
-            delim, strip_tabs = heredoc
-            candidate = line.lstrip("\t") if strip_tabs else line
-            if candidate.rstrip("\r") == delim:
-                heredoc = pending.pop(0) if pending else None
-            code.append("")
-            continue
-        kept: list[str] = []
+    code, owners = _Scanner().scan(lines)
+    logic = ["" if re.match(r"\s*#", line) else line for line in lines]
+    return ShellText(code, logic, lines, owners)
+
+
+class _Scanner:
+    """Quote and here-document state while the lines are read in order."""
+
+    def __init__(self) -> None:
+        self.single = self.double = self.ansi = False
+        self.data = False  # the open double quote holds data, not shell text
+        self.depth = 0  # ${ / $( nesting inside the open double quote
+        self.backtick = False
+        self.pending: list[tuple[str, bool, int]] = []
+        self.heredoc: tuple[str, bool, int] | None = None
+
+    def scan(self, lines: list[str]) -> tuple[list[str], list[int]]:
+        code: list[str] = []
+        owners: list[int] = []
+        for number, line in enumerate(lines, 1):
+            if self.heredoc is not None:
+                delim, strip_tabs, owner = self.heredoc
+                candidate = line.lstrip("\t") if strip_tabs else line
+                if candidate.rstrip("\r") == delim:
+                    self.heredoc = self.pending.pop(0) if self.pending else None
+                code.append(" " * len(line))
+                owners.append(owner)
+                continue
+            code.append(self._line(line, number))
+            owners.append(0)
+            if self.pending and self.heredoc is None and not (self.single or self.double):
+                self.heredoc = self.pending.pop(0)
+        return code, owners
+
+    def _quoted_data(self) -> bool:
+        return self.double and self.data and not self.depth and not self.backtick
+
+    def _line(self, line: str, number: int) -> str:
+        out: list[str] = []
         i = 0
         while i < len(line):
             c = line[i]
-            if in_single:
-                if c == "'":
-                    in_single = False
-                    kept.append(c)
+            if self.single:
+                self.single = c != "'"
+                out.append(BLANK if self.single else c)
                 i += 1
-                continue
-            if c == "\\":
-                kept.append(line[i : i + 2])
+            elif c == "\\":
+                pair = line[i : i + 2]
+                out.append(BLANK * len(pair) if self._quoted_data() else pair)
                 i += 2
-                continue
-            if in_ansi:
-                in_ansi = c != "'"
-            elif in_double:
-                in_double = c != '"'
-            elif c == "'":
-                in_ansi = i > 0 and line[i - 1] == "$"
-                in_single = not in_ansi
-            elif c == '"':
-                in_double = True
+            elif self.ansi:
+                self.ansi = c != "'"
+                out.append(c)
+                i += 1
+            elif self.double:
+                i = self._in_double(line, i, out)
             elif c == "#" and (i == 0 or line[i - 1] in " \t;&|()"):
+                out.append(" " * (len(line) - i))
                 break
-            elif (
-                line.startswith("<<", i)
-                and not line.startswith("<<<", i)
-                and line[i - 1 : i] != "<"
-            ):
-                m = _HEREDOC.match(line, i)
-                if m:
-                    pending.append((m.group("delim"), bool(m.group("dash"))))
-            kept.append(c)
-            i += 1
-        code.append("".join(kept))
-        if pending and heredoc is None and not (in_single or in_double):
-            heredoc = pending.pop(0)
-    logic = ["" if re.match(r"\s*#", line) else line for line in lines]
-    return ShellText(code, logic)
+            else:
+                self._unquoted(line, i, out, number)
+                i += 1
+        return "".join(out)
+
+    def _unquoted(self, line: str, i: int, out: list[str], number: int) -> None:
+        c = line[i]
+        if c == "'":
+            self.ansi = i > 0 and line[i - 1] == "$"
+            self.single = not self.ansi
+        elif c == '"':
+            self.double = True
+            self.data = not _RUNS_SHELL_TEXT.search("".join(out))
+        elif line.startswith("<<", i) and not line.startswith("<<<", i) and line[i - 1 : i] != "<":
+            m = _HEREDOC.match(line, i)
+            if m:
+                self.pending.append((m.group("delim"), bool(m.group("dash")), number))
+        out.append(c)
+
+    def _in_double(self, line: str, i: int, out: list[str]) -> int:
+        """Read one item inside double quotes; its $-expansions are shell, the rest data."""
+        c = line[i]
+        if self.depth:
+            self.depth += (c in "({") - (c in ")}")
+        elif self.backtick:
+            self.backtick = c != "`"
+        elif c == '"':
+            self.double = False
+        elif line.startswith(("${", "$("), i):
+            self.depth = 1
+            out.append(line[i : i + 2])
+            return i + 2
+        elif param := _PARAM.match(line, i):
+            out.append(param.group())
+            return param.end()
+        elif c == "`":
+            self.backtick = True
+        elif self.data:
+            c = BLANK
+        out.append(c)
+        return i + 1

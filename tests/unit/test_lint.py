@@ -421,6 +421,41 @@ def test_pipefail_message_says_the_script_stops(tmp_path: Path) -> None:
     assert "Illegal option" in bashism.message and "exit code 2" in bashism.message
 
 
+@pytest.mark.parametrize(
+    "line",
+    [
+        'mysql -e"FLUSH TABLES WITH READ LOCK; source /etc/db/after.sql"',
+        "mariadb -uroot -e \"SELECT 1; source /x.sql; SELECT '[[' == 'x'\"",
+        'psql -c "CREATE FUNCTION f() ...; SELECT 1 == 1" postgres',
+        "sqlite3 /var/lib/app.db \"BEGIN IMMEDIATE; SELECT 'function f'; COMMIT;\"",
+        'redis-cli EVAL "local x = 1; let = 2; return x" 0',
+        'mysql -e "\n  FLUSH TABLES;\n  source /etc/db/after.sql\n"',
+    ],
+)
+def test_no_bashism_for_sql_given_to_a_client(tmp_path: Path, line: str) -> None:
+    report = lint(make_root(tmp_path, pre=f"#!/bin/sh\n{line}\n"))
+    assert only(report, "bashism") == [], report.format_text()
+
+
+def test_sql_source_and_shell_source_in_one_script(tmp_path: Path) -> None:
+    pre = (
+        '#!/bin/sh\nmysql -e "FLUSH TABLES; source /etc/db/a.sql"\n'
+        "source /etc/default/db\n"
+        'echo "${dbs[0]} and $EUID inside quotes are still shell"\n'
+    )
+    found = only(lint(make_root(tmp_path, pre=pre)), "bashism")
+    assert {(f.line, f.message.split(" uses ")[1][:9]) for f in found} == {
+        (3, "source FI"),
+        (4, "array exp"),
+        (4, "bash-only"),
+    }
+
+
+@pytest.mark.parametrize("line", ['sh -c "cd /tmp; source ./env"', 'eval "cd /tmp; source ./env"'])
+def test_double_quoted_text_that_sh_runs_again_is_still_checked(tmp_path: Path, line: str) -> None:
+    assert only(lint(make_root(tmp_path, pre=f"#!/bin/sh\n{line}\n")), "bashism")
+
+
 def test_no_bashism_in_comments_quotes_or_heredocs(tmp_path: Path) -> None:
     pre = (
         "#!/bin/sh\n"
@@ -637,6 +672,187 @@ def test_script_that_freezes_a_file_system(tmp_path: Path) -> None:
     pre = "#!/bin/sh\nsync\nfsfreeze -f /var/lib/mysql\n"
     (warning,) = lint(make_root(tmp_path, pre=pre)).warnings
     assert warning.id == "script-freezes-fs" and warning.line == 3
+
+
+SET_SUPER_READ_ONLY = (
+    "#!/bin/sh\nmysql -e 'SET GLOBAL read_only = ON; SET GLOBAL super_read_only = ON'\n"
+)
+
+
+def test_super_read_only_fails_on_mariadb(tmp_path: Path) -> None:
+    (warning,) = lint(make_root(tmp_path, pre=SET_SUPER_READ_ONLY)).warnings
+    assert warning.id == "super-read-only" and warning.line == 2
+    assert "MySQL variable (5.7.8 and later)" in warning.message
+    assert "It fails on MariaDB with ERROR 1193" in warning.message
+    assert "SET GLOBAL read_only = ON" in warning.action and "NO_LOCK_NO_ADMIN" in warning.action
+
+
+def test_super_read_only_on_a_machine_that_runs_mariadb(tmp_path: Path) -> None:
+    root = make_root(tmp_path, post="#!/bin/sh\nmysql -e 'SELECT @@global.super_read_only'\n")
+    write(root / "usr/sbin/mariadbd", "", 0o755)
+    (warning,) = lint(root).warnings
+    assert warning.path == "/etc/azure/scripts/post.sh"
+    assert "This machine runs MariaDB (/usr/sbin/mariadbd is installed)" in warning.message
+    client = '#!/bin/sh\nmariadb -e "SET GLOBAL super_read_only=1"\n'
+    (warning,) = lint(make_root(tmp_path / "c", pre=client)).warnings
+    assert "pre.sh runs the mariadb client" in warning.message
+
+
+def test_super_read_only_named_but_not_used(tmp_path: Path) -> None:
+    pre = (
+        "#!/bin/sh\n# SET GLOBAL super_read_only = ON on MySQL\n"
+        "mysql -e \"SHOW VARIABLES LIKE 'super_read_only'\"\n"
+    )
+    assert lint(make_root(tmp_path, pre=pre)).ok
+
+
+# ---------------------------------------------------------------------------------------------
+# Files a pre-script brings in (sourced, run, fed to a client), read under the root
+
+
+def _db_files(root: Path) -> None:
+    """A wrapper that runs a main script, which sources its helpers through a for loop (the
+    shape of the MySQL sample scripts); the helper takes the lock."""
+    (root / "opt").mkdir(mode=0o755, exist_ok=True)
+    write(
+        root / "opt/db/main.sh",
+        "#!/bin/bash\nfor lib in /opt/db/env.sh /opt/db/lib.sh; do\n"
+        "  source ${lib}\ndone\nquiesce\n",
+        0o700,
+    )
+    write(root / "opt/db/env.sh", 'CLIENT="/usr/bin/mysql --defaults-file=/root/.my.cnf"\n', 0o600)
+    write(
+        root / "opt/db/lib.sh",
+        "# helpers\nquiesce() {\n"
+        '  ${CLIENT} -e "FLUSH TABLES WITH READ LOCK; SET GLOBAL read_only = ON;"\n}\n',
+        0o600,
+    )
+    write(
+        root / "opt/db/lock.sql",
+        "-- FLUSH TABLES WITH READ LOCK in a comment\nSELECT 1;\nFLUSH TABLES WITH READ LOCK;\n",
+        0o600,
+    )
+
+
+def test_lock_in_a_file_the_pre_script_runs_and_that_sources_it(tmp_path: Path) -> None:
+    root = make_root(tmp_path, pre="#!/bin/sh\n# wrapper\n/bin/bash /opt/db/main.sh pre\n")
+    _db_files(root)
+    (warning,) = lint(root).warnings
+    assert warning.id == "lock-released-on-exit"
+    assert (warning.path, warning.line) == ("/opt/db/lib.sh", 3)
+    assert (
+        "line 3 of /opt/db/lib.sh, sourced on line 3 of /opt/db/main.sh, run on line 3"
+        in warning.message
+    )
+    assert warning.message.startswith("/etc/azure/scripts/pre.sh takes a lock (")
+
+
+@pytest.mark.parametrize(
+    ("line", "how"),
+    [
+        ("mysql < /opt/db/lock.sql", "fed to mysql on line 2"),
+        ("mysql -uroot </opt/db/lock.sql", "fed to mysql on line 2"),
+        ('mysql -e "source /opt/db/lock.sql"', "sourced by mysql on line 2"),
+        ('SQL=/opt/db/lock.sql; mariadb -e "\\. $SQL"', "sourced by mariadb on line 2"),
+    ],
+)
+def test_lock_in_a_sql_file_fed_to_a_client(tmp_path: Path, line: str, how: str) -> None:
+    root = make_root(tmp_path, pre=f"#!/bin/sh\n{line}\n")
+    _db_files(root)
+    (warning,) = lint(root).warnings
+    assert warning.id == "lock-released-on-exit"
+    assert (warning.path, warning.line) == ("/opt/db/lock.sql", 3)  # not the comment on 1
+    assert f"line 3 of /opt/db/lock.sql, {how}" in warning.message
+
+
+def test_lock_in_a_sourced_file_next_to_the_script(tmp_path: Path) -> None:
+    pre = '#!/bin/sh\n. "$(dirname "$0")/lock.sh"\n'
+    root = make_root(tmp_path, pre=pre)
+    write(root / "etc/azure/scripts/lock.sh", "mysql -e 'FLUSH TABLES WITH READ LOCK'\n", 0o600)
+    (warning,) = lint(root).warnings
+    assert warning.path == "/etc/azure/scripts/lock.sh" and "sourced on line 2" in warning.message
+
+
+def test_included_files_that_cannot_be_read_are_skipped(tmp_path: Path) -> None:
+    pre = (
+        '#!/bin/sh\n. /opt/db/missing.sh\nsh "$UNKNOWN/x.sh"\nmysql < /opt/db\n'
+        "mysql < /opt/db/fifo\nsh /opt/db/escape.sh\n"
+    )
+    root = make_root(tmp_path, pre=pre)
+    _db_files(root)
+    os.mkfifo(root / "opt/db/fifo")
+    # Outside the root, reached through a link: resolved as on the VM, where it is not there.
+    write(tmp_path / "escape.sh", "mysql -e 'FLUSH TABLES WITH READ LOCK'\n", 0o600)
+    (root / "opt/db/escape.sh").symlink_to("../../../escape.sh")
+    assert lint(root).ok
+
+
+def test_lock_in_an_included_file_held_by_the_script(tmp_path: Path) -> None:
+    pre = "#!/bin/sh\nmkfifo /run/q\nmysql < /run/q &\nexec 3>/run/q\n. /opt/db/lib.sh\n"
+    root = make_root(tmp_path, pre=pre)
+    _db_files(root)
+    assert "lock-released-on-exit" not in ids(lint(root))
+
+
+def test_files_included_by_a_post_script_are_not_followed(tmp_path: Path) -> None:
+    root = make_root(tmp_path, post="#!/bin/sh\n/bin/bash /opt/db/main.sh post\n")
+    _db_files(root)
+    assert lint(root).ok
+
+
+# ---------------------------------------------------------------------------------------------
+# A pre-script that waits for what only the post-script does
+
+
+def test_pre_script_waits_for_its_lock_holder(tmp_path: Path) -> None:
+    pre = (
+        "#!/bin/sh\n"
+        'mysql -e "FLUSH TABLES WITH READ LOCK; SELECT SLEEP(86400)" &\n'
+        "echo $! > /run/holder.pid\n"
+        "wait\n"
+    )
+    post = '#!/bin/sh\nkill "$(cat /run/holder.pid)"\n'
+    report = lint(make_root(tmp_path, pre=pre, post=post))
+    (warning,) = only(report, "pre-waits-on-post")
+    assert (warning.path, warning.line) == ("/etc/azure/scripts/pre.sh", 4)
+    assert "waits ('wait' on line 4) for the mysql session" in warning.message
+    assert "until the post-script ends it (post-script line 2)" in warning.message
+    assert "308" in warning.message and "however large the timeout" in warning.message
+    assert "nohup setsid" in warning.action and "pid to a file" in warning.action
+    assert "Raising timeoutInSeconds does not help" in warning.action
+
+
+def test_pre_script_loops_on_a_flag_the_post_script_removes(tmp_path: Path) -> None:
+    pre = (
+        "#!/bin/sh\nFLAG=/run/vmsnap-hold\n"
+        'mysql -e "FLUSH TABLES WITH READ LOCK; SELECT SLEEP(600)" &\n'
+        'touch "$FLAG"\nwhile [ -e "$FLAG" ]; do sleep 1; done\n'
+    )
+    post = "#!/bin/sh\nrm -f /run/vmsnap-hold\n"
+    (warning,) = only(lint(make_root(tmp_path, pre=pre, post=post)), "pre-waits-on-post")
+    assert warning.line == 5 and "until /run/vmsnap-hold is removed" in warning.message
+
+
+def test_pre_script_that_backgrounds_its_holder_and_returns(tmp_path: Path) -> None:
+    pre = (
+        "#!/bin/sh\n"
+        'nohup setsid mysql -e "FLUSH TABLES WITH READ LOCK; SELECT SLEEP(600)" >/dev/null 2>&1 &\n'
+        "echo $! > /run/holder.pid\n"
+        "sleep 2\n"
+    )
+    post = '#!/bin/sh\nkill "$(cat /run/holder.pid)"\nrm -f /run/holder.pid\n'
+    assert "pre-waits-on-post" not in ids(lint(make_root(tmp_path, pre=pre, post=post)))
+
+
+def test_one_script_for_pre_and_post_is_not_compared_with_itself(tmp_path: Path) -> None:
+    script = (
+        '#!/bin/sh\ncase "$1" in\n  pre) until [ -f /run/thaw ]; do sleep 1; done ;;\n'
+        "  post) touch /run/thaw ;;\nesac\n"
+    )
+    root = make_root(
+        tmp_path, {"postScriptLocation": "/etc/azure/scripts/pre.sh"}, pre=script, post=None
+    )
+    assert "pre-waits-on-post" not in ids(lint(root))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -943,6 +1159,12 @@ CATALOGUE = [
     Case("pg-backup-start-session", pre="#!/bin/sh\npsql -c 'SELECT pg_backup_start(1)'\n"),
     Case("redis-bgsave-no-wait", pre="#!/bin/sh\nredis-cli bgsave\n"),
     Case("script-freezes-fs", pre="#!/bin/sh\nxfs_freeze -f /data\n"),
+    Case(
+        "pre-waits-on-post",
+        pre="#!/bin/sh\nuntil [ -f /run/thaw ]; do sleep 1; done\n",
+        post="#!/bin/sh\ntouch /run/thaw\n",
+    ),
+    Case("super-read-only", post="#!/bin/sh\nmysql -e 'SET GLOBAL super_read_only = OFF'\n"),
 ]
 # Covered by dedicated tests above (they need a fake tool, a failing read or raw JSON text).
 ELSEWHERE = {"checkbashisms", "script-unreadable", "duplicate-key"}
