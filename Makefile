@@ -4,7 +4,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: all deps setup test unit integration lint typecheck demo bench soak cleanup clean
+.PHONY: all deps setup test unit integration lint typecheck demo bench soak catch-rate cleanup clean
 
 all: test
 
@@ -46,6 +46,11 @@ bench: setup
 ## The fault soak (outside the default run): 200 cycles of broken scripts, kills and squeezes.
 soak: setup
 	@$(PY) bench/soak_faults.py
+
+## Every catch test N times (default 20); each catch rate must be 100 %.
+N ?= 20
+catch-rate: setup
+	@$(PY) bench/catch_rate.py -n $(N)
 
 ## Release leftovers (loop devices, mounts, VMs) of crashed runs, found by their tag.
 cleanup: setup

@@ -69,6 +69,15 @@ class Pacing(Choice):
     PROMPT = "prompt"
 
 
+class Writers(Choice):
+    APP = "app"
+    """The application user only (whom ``read_only`` stops)."""
+    PRIVILEGED = "privileged"
+    """A privileged user only (root/SUPER, the superuser, admin jobs: ``read_only`` does not
+    stop them)."""
+    BOTH = "both"
+
+
 class SnapshotOrder(Choice):
     LAYOUT = "layout"
     REVERSE = "reverse"
@@ -98,6 +107,9 @@ class Settings:
     workload_seconds: float = 1.0
     owner: str | None = None
     pacing: str = Pacing.FAITHFUL
+    writers: str = Writers.BOTH
+    """Who writes during the cycle and is probed: the application user, a privileged user,
+    or both (a quiesce that only ``read_only`` makes is caught by the privileged one)."""
     skew_s: float = 0.0
     """Seconds between the snapshots of consecutive disks (one freeze no longer covers all)."""
     snapshot_order: str = SnapshotOrder.LAYOUT
@@ -105,6 +117,9 @@ class Settings:
     (for PostgreSQL: the WAL disk before the data disk, the harmful order)."""
     baseline: bool = False
     """Crash-consistent baseline: the same snapshot with no scripts and no freeze."""
+    torn_copy: bool = False
+    """``copy`` snapshots only: copy the application's files one by one, forcing its checkpoint
+    between them (:mod:`pytest_vmsnap.cycle.torn_copy`): the torn copy, constructed."""
     report_dir: Path | None = None
     pre_at: str | None = None
     """Where, inside the VM, ``pre`` goes when the config names no location that can be read
@@ -150,6 +165,8 @@ class Settings:
             out.append(f"disks must be 1..4, not {self.disks}")
         if self.skew_s < 0:
             out.append(f"skew must be >= 0 seconds, not {self.skew_s}")
+        if self.torn_copy and self.snapshot != Backend.COPY:
+            out.append(f"torn_copy needs the copy snapshot backend, not {self.snapshot}")
         return out
 
 
@@ -267,6 +284,12 @@ FIELDS: tuple[Field, ...] = (
         choices=Pacing,
     ),
     Field(
+        "writers",
+        "who writes and is probed: app (the application user, whom read_only stops), "
+        "privileged (root/SUPER, superuser, admin jobs, whom it does not), both",
+        choices=Writers,
+    ),
+    Field(
         "skew_s",
         "seconds between the snapshots of consecutive disks",
         float,
@@ -278,6 +301,12 @@ FIELDS: tuple[Field, ...] = (
     Field(
         "baseline",
         "crash-consistent baseline: the same snapshot with no scripts and no freeze",
+        _bool,
+        plugin=False,
+    ),
+    Field(
+        "torn_copy",
+        "copy backend: copy the application's files one by one, its checkpoint forced between",
         _bool,
         plugin=False,
     ),

@@ -5,9 +5,15 @@ Server side (called by the controller on the host, acting on a stand-in VM throu
 integrity check, crash-recovery evidence, versions.
 
 Client side (called inside the VM by the workload, probe and oracle processes): a connection
-as the ordinary application user ``vmsnap_app`` (never a superuser, as production apps), the
-schema, one acknowledged append, one bank transfer, a probe write with a short timeout, and a
-read of the state the oracle checks.
+in one of two roles, the schema, one acknowledged append, one bank transfer, a probe write with
+a short timeout, and a read of the state the oracle checks. The roles (:data:`ROLES`):
+
+- ``app``: the ordinary application user ``vmsnap_app`` (never a superuser, as production
+  apps), whom ``read_only`` and revoked grants stop;
+- ``privileged``: what an admin tool, a cron job or replication writes as, whom ``read_only``
+  does not stop: MariaDB's ``root`` (SUPER) by unix socket, PostgreSQL's superuser
+  ``postgres`` with the server's defaults, Redis's ``default`` user by unix socket, and for
+  SQLite (which has no users) another process writing the same database file.
 
 Schema every app keeps (names may be adapted to the store, semantics may not):
 ``vmsnap_log(seq integer primary key, writer integer, at double)`` — one row per acknowledged
@@ -24,7 +30,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar, Protocol
+from typing import Any, ClassVar, Literal, Protocol
 
 from ..vm.model import DiskSpec
 from .probewrite import Outcome, ProbeWrite, no_connection, watch
@@ -36,6 +42,23 @@ BANK_TOTAL = 10_000 * BANK_ACCOUNTS
 WORKLOAD_PROCESS_NAME = "vmsnap-workload"
 """The workload's process name (its ``comm``): lock views tell its own short transactions
 from a quiesce holder by it."""
+
+Role = Literal["app", "privileged"]
+APP_ROLE: Role = "app"
+PRIVILEGED_ROLE: Role = "privileged"
+ROLES: tuple[Role, ...] = (APP_ROLE, PRIVILEGED_ROLE)
+"""Who writes: the application user, and a privileged writer that ``read_only`` does not
+stop (see the module docstring)."""
+
+
+def roles(writers: str) -> tuple[Role, ...]:
+    """The roles a ``writers`` setting names: ``app``, ``privileged`` or ``both``."""
+    if writers == "both":
+        return ROLES
+    for role in ROLES:
+        if writers == role:
+            return (role,)
+    raise ValueError(f"writers {writers!r} is not one of app, privileged, both")
 
 
 class VmLike(Protocol):
@@ -93,7 +116,7 @@ class State:
 
 
 class Client(ABC):
-    """A connection to the store as the application user (used inside the VM)."""
+    """A connection to the store in one role (used inside the VM)."""
 
     @abstractmethod
     def append(self, seq: int, writer: int) -> None:
@@ -165,8 +188,15 @@ class App(ABC):
         """Versions of the server and tools, read at runtime."""
 
     @abstractmethod
-    def client(self, timeout_s: float = 10.0) -> Client:
-        """A new connection as the application user. Called inside the VM."""
+    def client(self, timeout_s: float = 10.0, role: Role = APP_ROLE) -> Client:
+        """A new connection in ``role`` (the application user by default). Called inside
+        the VM."""
+
+    def read_only(self, detail: str) -> bool:
+        """Whether a refused write's ``detail`` says the store refused it only for being
+        read-only (``read_only``, ``default_transaction_read_only``): a state that does not
+        stop every writer, unlike a held lock."""
+        return False
 
 
 def log_size(vm: VmLike, log: str) -> int:

@@ -28,7 +28,9 @@ and ``integrity``.
 The application user ``vmsnap_app`` (at ``127.0.0.1`` and ``localhost``, password
 ``base.APP_PASSWORD``) has data privileges on ``vmsnap.*`` only: no SUPER, no READ_ONLY ADMIN,
 so a server in ``read_only`` mode refuses its writes (root's writes go through). Client:
-PyMySQL over TCP, autocommit off.
+PyMySQL over TCP, autocommit off. The privileged role is ``root`` over the unix socket (unix
+socket authentication, as root's scripts and cron jobs log in), writing the same tables,
+the MyISAM one included.
 """
 
 from __future__ import annotations
@@ -44,12 +46,14 @@ from typing import Any, ClassVar
 from ..vm.model import DiskSpec
 from .base import (
     APP_PASSWORD,
+    APP_ROLE,
     APP_USER,
     BANK_ACCOUNTS,
     BANK_TOTAL,
     App,
     Client,
     IntegrityReport,
+    Role,
     StartReport,
     State,
     VmLike,
@@ -235,21 +239,28 @@ def _tables(vm: VmLike, where: str) -> list[str]:
 
 
 class MariadbClient(Client):
-    """PyMySQL connection as ``vmsnap_app`` to 127.0.0.1:3306, database ``vmsnap``."""
+    """PyMySQL connection to database ``vmsnap``: as ``vmsnap_app`` to 127.0.0.1:3306, or
+    (role ``privileged``) as ``root`` over the unix socket."""
 
-    def __init__(self, timeout_s: float = 10.0) -> None:
+    def __init__(self, timeout_s: float = 10.0, role: Role = APP_ROLE) -> None:
         import pymysql
 
         self.timeout_s = timeout_s
+        self.role = role
         self.conn = pymysql.connect(**self._params(timeout_s, timeout_s))
 
-    @staticmethod
-    def _params(connect_s: float, read_s: float) -> dict[str, Any]:
+    def _params(self, connect_s: float, read_s: float) -> dict[str, Any]:
+        if self.role == APP_ROLE:
+            who: dict[str, Any] = {
+                "host": HOST,
+                "port": PORT,
+                "user": APP_USER,
+                "password": APP_PASSWORD,
+            }
+        else:  # root by unix socket authentication: this process runs as root in the VM
+            who = {"unix_socket": SOCKET, "user": "root"}
         return {
-            "host": HOST,
-            "port": PORT,
-            "user": APP_USER,
-            "password": APP_PASSWORD,
+            **who,
             "database": DB,
             "autocommit": False,
             "connect_timeout": max(0.1, connect_s),
@@ -318,7 +329,7 @@ class MariadbProbeWrite(ProbeWrite):
     state in ``information_schema.PROCESSLIST`` (a user sees its own threads): "Waiting for
     backup lock" (FLUSH TABLES WITH READ LOCK), "Waiting for table level lock" (LOCK TABLES),
     "Waiting for table metadata lock"... and ends it with ``KILL <id>`` (a user may kill its
-    own threads), so an abandoned statement never lands.
+    own threads; root any), so an abandoned statement never lands.
     """
 
     read_grace_s = 1.0
@@ -511,8 +522,14 @@ class MariadbApp(App):
             out["pymysql"] = "not installed"
         return out
 
-    def client(self, timeout_s: float = 10.0) -> Client:
-        return MariadbClient(timeout_s)
+    def client(self, timeout_s: float = 10.0, role: Role = APP_ROLE) -> Client:
+        return MariadbClient(timeout_s, role)
+
+    def read_only(self, detail: str) -> bool:
+        # "1290 read-only (ER_OPTION_PREVENTS_STATEMENT): ... running with the --read-only
+        # option ..." (1290 also names other options), or 1836 ER_READ_ONLY_MODE.
+        code = detail.split(" ", 1)[0]
+        return code == "1836" or (code == "1290" and "read-only" in detail.split(":", 1)[-1])
 
 
 APP = MariadbApp()

@@ -13,7 +13,12 @@ Inside the stand-in VM:
   the VM's own ``127.0.0.1``;
 - superuser ``postgres`` with peer authentication on the socket (scripts use
   ``su postgres -c "psql ..."`` or ``runuser -u postgres -- psql``); the application user
-  ``vmsnap_app`` (not a superuser) with a scram password over TCP, owner of database ``vmsnap``;
+  ``vmsnap_app`` (not a superuser) with a scram password over TCP, owner of database ``vmsnap``.
+  The privileged writer is a session as ``postgres`` with the server's defaults (what an admin
+  job's ``runuser -u postgres -- psql`` gets), over TCP with the password
+  :data:`SUPERUSER_PASSWORD` set at provisioning: the socket's peer authentication would want
+  this process to run as the OS user ``postgres``. ``default_transaction_read_only`` set by
+  ``ALTER SYSTEM`` binds that session as well; set per role on ``vmsnap_app`` it does not;
 - server log ``/run/postgresql-log/postgresql-15-main.log``. Not Debian's ``/var/log/postgresql``:
   ``/var/log`` is shared with the host (parallel VMs would write into the host's file). Not in
   the data directory either: a logger writing to a frozen disk stalls every backend that logs,
@@ -42,12 +47,14 @@ from typing import Any, ClassVar
 from ..vm.model import DiskSpec
 from .base import (
     APP_PASSWORD,
+    APP_ROLE,
     APP_USER,
     BANK_ACCOUNTS,
     BANK_TOTAL,
     App,
     Client,
     IntegrityReport,
+    Role,
     StartReport,
     State,
     VmLike,
@@ -69,6 +76,7 @@ PORT = 5432
 HOST = "127.0.0.1"
 DB_NAME = "vmsnap"
 SUPERUSER = "postgres"
+SUPERUSER_PASSWORD = "vmsnap-superuser-pw"
 TABLES = ("vmsnap_log", "vmsnap_bank", "vmsnap_probe")
 
 # Small and fast, but durable: fsync, full_page_writes and synchronous_commit stay on.
@@ -123,17 +131,23 @@ RECOVERY_STARTED = ("automatic recovery in progress", "redo starts at", "was int
 
 
 class PostgresClient(Client):
-    """A TCP connection as ``vmsnap_app``; ``timeout_s`` bounds connect and every statement."""
+    """A TCP connection as ``vmsnap_app`` (or, role ``privileged``, as the superuser);
+    ``timeout_s`` bounds connect and every statement."""
 
-    def __init__(self, timeout_s: float = 10.0, host: str = HOST, port: int = PORT) -> None:
+    def __init__(
+        self, timeout_s: float = 10.0, host: str = HOST, port: int = PORT, role: Role = APP_ROLE
+    ) -> None:
         import psycopg
 
         self._psycopg = psycopg
         self.host, self.port = host, port
+        self.user, self.password = (
+            (APP_USER, APP_PASSWORD) if role == APP_ROLE else (SUPERUSER, SUPERUSER_PASSWORD)
+        )
         self.conn = self.connect(timeout_s)
 
     def connect(self, timeout_s: float, name: str = "vmsnap", lock_timeout: bool = False) -> Any:
-        """A new autocommit connection as the app user whose statements end after
+        """A new autocommit connection in the client's role whose statements end after
         ``timeout_s`` (and whose lock waits too, with ``lock_timeout``)."""
         ms = max(1, int(timeout_s * 1000))
         options = f"-c statement_timeout={ms}" + (f" -c lock_timeout={ms}" if lock_timeout else "")
@@ -141,8 +155,8 @@ class PostgresClient(Client):
             host=self.host,
             port=self.port,
             dbname=DB_NAME,
-            user=APP_USER,
-            password=APP_PASSWORD,
+            user=self.user,
+            password=self.password,
             connect_timeout=max(2, math.ceil(timeout_s)),
             application_name=name,
             options=options,
@@ -303,8 +317,13 @@ class PostgresApp(App):
         )
         return done.stdout.decode()
 
-    def client(self, timeout_s: float = 10.0) -> Client:
-        return PostgresClient(timeout_s)
+    def client(self, timeout_s: float = 10.0, role: Role = APP_ROLE) -> Client:
+        return PostgresClient(timeout_s, role=role)
+
+    def read_only(self, detail: str) -> bool:
+        # SQLSTATE 25006 read_only_sql_transaction: "cannot execute INSERT in a read-only
+        # transaction" (default_transaction_read_only, or a standby).
+        return detail.startswith("25006")
 
 
 APP = PostgresApp()
@@ -429,6 +448,7 @@ def provision_cluster() -> dict[str, Any]:
     if started.returncode:
         raise RuntimeError(f"pg_ctl start: {started.stdout.strip()} {_log_tail()}")
     pw = APP_PASSWORD.replace("'", "''")
+    su_pw = SUPERUSER_PASSWORD.replace("'", "''")
     tablespace_sql = (
         f"CREATE TABLESPACE {TABLESPACE} LOCATION '{TS_DIR}';\n"
         f"GRANT CREATE ON TABLESPACE {TABLESPACE} TO {APP_USER};\n"
@@ -442,6 +462,7 @@ def provision_cluster() -> dict[str, Any]:
         "CREATE EXTENSION IF NOT EXISTS amcheck;\n"
         "\\connect postgres\n"
         "CREATE EXTENSION IF NOT EXISTS amcheck;\n"
+        f"ALTER ROLE {SUPERUSER} PASSWORD '{su_pw}';\n"
         f"CREATE ROLE {APP_USER} LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE PASSWORD '{pw}';\n"
         + tablespace_sql
         + f"CREATE DATABASE {DB_NAME} OWNER {APP_USER};\n"

@@ -21,7 +21,9 @@ only, with data commands only (``-@all +@read +@write +@transaction +@connection
 rights without a password for root's scripts, which use the unix socket
 (``redis-cli -s /run/redis/redis-server.sock``; mode 770, owner redis, so only root and the
 redis group can reach it). Note that ``default`` also answers on TCP 127.0.0.1 inside the VM,
-as on a stock Debian install: the app client always authenticates as ``vmsnap_app``.
+as on a stock Debian install: the app client always authenticates as ``vmsnap_app``. The
+privileged writer is that ``default`` user over the unix socket, as root's scripts and admin
+jobs reach it: an ACL change that takes ``vmsnap_app``'s writes away does not stop it.
 
 Data model: log = sorted set ``vmsnap:log`` (member ``seq:writer:at``, score = seq); bank =
 hash ``vmsnap:bank`` with ``BANK_ACCOUNTS`` fields, each transfer is MULTI/EXEC with two
@@ -40,12 +42,14 @@ from typing import Any, ClassVar
 from ..vm.model import DiskSpec
 from .base import (
     APP_PASSWORD,
+    APP_ROLE,
     APP_USER,
     BANK_ACCOUNTS,
     BANK_TOTAL,
     App,
     Client,
     IntegrityReport,
+    Role,
     StartReport,
     State,
     VmLike,
@@ -178,15 +182,17 @@ def _wait_ready(vm: VmLike, proc: Any, deadline: float, offset: int = 0) -> str:
 
 
 class RedisClient(Client):
-    """redis-py connection as ``vmsnap_app`` to 127.0.0.1:6379 (no retries: one try each)."""
+    """redis-py connection as ``vmsnap_app`` to 127.0.0.1:6379, or (role ``privileged``) as the
+    ``default`` user over the unix socket (no retries: one try each)."""
 
-    def __init__(self, timeout_s: float = 10.0) -> None:
+    def __init__(self, timeout_s: float = 10.0, role: Role = APP_ROLE) -> None:
         self.timeout_s = timeout_s
-        self.r = self._connect(timeout_s)
+        self.role = role
+        self.r = self._connect(timeout_s, role)
         self.r.ping()
 
     @staticmethod
-    def _connect(timeout_s: float) -> Any:
+    def _connect(timeout_s: float, role: Role = APP_ROLE) -> Any:
         import redis
         from redis.backoff import NoBackoff
         from redis.retry import Retry
@@ -196,11 +202,13 @@ class RedisClient(Client):
             # redis-py >= 5 would send CLIENT SETINFO, which Redis 7.0 rejects; Debian 12's
             # python3-redis 4.3.4 (inside the container stand-in) knows no such argument.
             quiet = {"lib_name": None, "lib_version": None}
+        where: dict[str, Any] = (
+            {"host": HOST, "port": PORT, "username": APP_USER, "password": APP_PASSWORD}
+            if role == APP_ROLE
+            else {"unix_socket_path": SOCKET}
+        )
         return redis.Redis(
-            host=HOST,
-            port=PORT,
-            username=APP_USER,
-            password=APP_PASSWORD,
+            **where,
             socket_timeout=timeout_s,
             socket_connect_timeout=timeout_s,
             retry=Retry(NoBackoff(), 0),
@@ -219,7 +227,7 @@ class RedisClient(Client):
         pipe.execute()
 
     def new_probe_write(self, timeout_s: float) -> ProbeWrite:
-        return RedisProbeWrite(timeout_s)
+        return RedisProbeWrite(timeout_s, self.role)
 
     def read_state(self) -> State:
         seqs = {int(score) for _, score in self.r.zrange(LOG_KEY, 0, -1, withscores=True)}
@@ -241,9 +249,9 @@ class RedisProbeWrite(ProbeWrite):
     connection. Refused: READONLY, MISCONF, NOPERM, OOM... errors.
     """
 
-    def __init__(self, timeout_s: float) -> None:
+    def __init__(self, timeout_s: float, role: Role = APP_ROLE) -> None:
         self.timeout_s = max(0.05, timeout_s)
-        self.conn = RedisClient._connect(self.timeout_s)  # connects on its first command
+        self.conn = RedisClient._connect(self.timeout_s, role)  # connects on its first command
         self.id: int | None = None
         self._admin: Any = None
 
@@ -407,8 +415,8 @@ class RedisApp(App):
             out["redis_py"] = f"? ({one_line(err)})"
         return out
 
-    def client(self, timeout_s: float = 10.0) -> Client:
-        return RedisClient(timeout_s)
+    def client(self, timeout_s: float = 10.0, role: Role = APP_ROLE) -> Client:
+        return RedisClient(timeout_s, role)
 
 
 APP = RedisApp()

@@ -3,6 +3,9 @@
 SQLite always keeps ``app.db-wal`` and ``app.db-shm`` beside the database and refuses a WAL
 that is a symlink ("unable to open database file"), so the database and its WAL cannot be
 split over two disks. Extra disks of a SQLite VM are mounted at ``/srv/diskN`` and stay empty.
+
+SQLite has no users: its privileged writer (a cron job, an admin tool) is another process
+writing the same file, with the same client; the workload runs it as a process of its own.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ from typing import ClassVar
 
 from ..vm.model import DiskSpec
 from .base import (
+    APP_ROLE,
     APP_USER,
     BANK_ACCOUNTS,
     BANK_TOTAL,
@@ -24,6 +28,7 @@ from .base import (
     App,
     Client,
     IntegrityReport,
+    Role,
     StartReport,
     State,
     VmLike,
@@ -205,8 +210,8 @@ class SqliteApp(App):
         cli = vm.run(["sqlite3", "--version"], check=False).stdout.decode().split()
         return {"sqlite_library": sqlite3.sqlite_version, "sqlite3_cli": cli[0] if cli else "?"}
 
-    def client(self, timeout_s: float = 10.0) -> Client:
-        return SqliteClient(timeout_s)
+    def client(self, timeout_s: float = 10.0, role: Role = APP_ROLE) -> Client:
+        return SqliteClient(timeout_s)  # the same file and client in either role
 
 
 APP = SqliteApp()

@@ -134,8 +134,24 @@ def drive_cycle(
         raise FrameworkKilled(running, signum)
     if result is None:
         last = stderr.strip().splitlines()[-1:] or [f"exit {proc.returncode}"]
-        raise VmError(f"VM {vm.name}: the framework agent ended without a result: {last[0]}")
+        raise VmError(
+            f"VM {vm.name}: the framework agent ended without a result: {last[0]}"
+            + died_frozen([name for name, _ in events])
+        )
     return DrivenCycle(result, events, stderr)
+
+
+def died_frozen(events: list[str]) -> str:
+    """What the real helper would have done (errata E4) when the framework's process ended
+    while the file systems were frozen: a sentence to add to the error, or ''."""
+    if "frozen" not in events or "thawed" in events:
+        return ""
+    return (
+        "; it ended while the file systems were frozen: the harness thawed them at once, but "
+        "the extension's safefreeze thaws only on SIGUSR1 or at its own timeout (vmbackup.conf "
+        "timeout, 60 s by default), so in production the application would have stayed "
+        "frozen that long, and the helper would then exit 2 (errata E4)"
+    )
 
 
 def _script_running(events: list[tuple[str, float]]) -> str | None:

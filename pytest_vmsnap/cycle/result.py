@@ -27,6 +27,8 @@ class RunResult:
     evidence: oracle.Evidence = field(default_factory=oracle.Evidence)
     timeline: list[dict[str, Any]] = field(default_factory=list)
     probes: list[dict[str, Any]] = field(default_factory=list)
+    snapshot_parts: list[dict[str, Any]] = field(default_factory=list)
+    """A torn copy's parts (``torn_copy``): each file copied, then the checkpoint forced."""
     latency: list[tuple[float, float, str]] = field(default_factory=list)
     versions: dict[str, str] = field(default_factory=dict)
     timings: dict[str, float] = field(default_factory=dict)
@@ -83,7 +85,8 @@ class RunResult:
         )
 
     def assert_quiesced(self) -> RunResult:
-        """A write on a fresh connection blocked or was refused while the app was quiesced."""
+        """A write on a fresh connection blocked or was refused while the app was quiesced,
+        for every writer role probed (the application user's and a privileged one's)."""
         __tracebackhide__ = True
         probe = self.evidence.quiesce_probe
         if probe is None:
@@ -91,10 +94,14 @@ class RunResult:
                 "the quiesce probe did not run (no pre-script end was reached)\n"
                 + explain(self.to_dict(), "a quiesce probe")
             )
-        if probe.get("result") not in ("blocked", "refused"):
+        if probe.get("result") not in oracle.HELD:
+            role = probe.get("role", "app")
+            who = "" if role == "app" else f" as the {role} user"
+            read_only = f"{oracle.READ_ONLY_ONLY}\n" if self.evidence.only_read_only_held else ""
             raise AssertionError(
-                f"a write on a fresh connection was {probe.get('result')} between the end of "
-                "the pre-script and the snapshot: the application was not held still\n"
+                f"{read_only}a write on a fresh connection{who} was {probe.get('result')} "
+                "between the end of the pre-script and the snapshot: the application was not "
+                "held still\n"
                 f"  probe: {probe.get('detail') or probe.get('error')}\n"
                 "    -> Keep the lock in a session that outlives the pre-script (a background "
                 "holder released by the post-script), and return from the pre-script only once "
@@ -148,6 +155,7 @@ class RunResult:
             "vm": s.vm,
             "profile": s.profile,
             "pacing": s.pacing,
+            "writers": s.writers,
             "quiesce": s.quiesce,
             "disks": s.disks,
             "fs": s.fs,
@@ -171,6 +179,7 @@ class RunResult:
             ),
             "timeline": self.timeline,
             "probes": self.probes,
+            "snapshot_parts": self.snapshot_parts,
             "latency": [
                 {"t": round(t, 4), "latency_s": round(lat, 5), "op": op}
                 for t, lat, op in self.latency

@@ -29,7 +29,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..apps.base import IntegrityReport
+from ..apps.base import IntegrityReport, Role, roles
 from ..evidence import oracle
 from ..evidence.script_output import masked_failures
 from ..evidence.workload import Ack, parse_history
@@ -43,7 +43,9 @@ from ..vm import snapshot
 from ..vm.base import StandIn
 from ..vm.errors import VmError
 from ..vm.forkserver import Call
-from . import testbed
+from ..vm.snapshot.parts import PartCopied
+from . import testbed, torn_copy
+from .advice import pre_waits_on_post
 from .baseline import baseline_cycle
 from .driver import Agent, DrivenCycle, FrameworkKilled, drive_cycle
 from .protocol import AgentOptions, CycleRecord, FreezeOptions, Pacing, snapshot_from_dict
@@ -72,8 +74,9 @@ def run(settings: Settings, *, hooks: Hooks | None = None) -> RunResult:
     building races on purpose: ``before_workload`` is called with the VM once the application
     is provisioned, before the recorded workload starts; ``before_snapshot`` is called with the
     VM when the framework's snapshot step begins, before any disk is copied, whether or not the
-    file systems are frozen (with ``fsFreezeEnabled: false`` ``after_freeze`` never runs).
-    Hooks run in the controller while the framework waits for them.
+    file systems are frozen (with ``fsFreezeEnabled: false`` ``after_freeze`` never runs);
+    ``at_pre_end`` is called with the VM as soon as the pre-script's end is noticed, before the
+    quiesce probe. Hooks run in the controller while the framework waits for them.
     """
     result = RunResult(settings)
     problems = settings.problems()
@@ -171,10 +174,13 @@ class _Cycle:
     workload: Call | None = None
     agent: Agent | None = None
     events: dict[str, float] = field(default_factory=dict)
-    quiesce_probe: dict[str, Any] | None = None
+    quiesce_probes: list[dict[str, Any]] = field(default_factory=list)
+    """One per writer role (``writers``), each with its ``role``."""
     snaps: list[Any] = field(default_factory=list)
     driven: DrivenCycle | None = None
     acks: list[Ack] = field(default_factory=list)
+    parts: list[PartCopied] = field(default_factory=list)
+    """The parts of a torn copy, as they were copied."""
 
 
 def _run_vm(settings: Settings, result: RunResult, hooks: Hooks) -> None:
@@ -217,12 +223,14 @@ def _load(c: _Cycle) -> None:
     vm = c.bed.vm
     if "before_workload" in c.hooks:
         c.hooks["before_workload"](vm)
-    workload = vm.submit("pytest_vmsnap.evidence.workload:run", c.settings.app, HISTORY)
+    workload = vm.submit(
+        "pytest_vmsnap.evidence.workload:run", c.settings.app, HISTORY, c.settings.writers
+    )
     c.workload = workload
     c.stack.callback(_stop_workload, workload)
     c.agent = Agent(vm)  # its start-up overlaps the workload's warm-up
     c.stack.callback(c.agent.end)
-    _wait_first_ack(workload, vm)
+    _wait_first_ack(workload, vm, roles(c.settings.writers))
     time.sleep(max(0.2, c.settings.workload_seconds / 2))
 
 
@@ -232,12 +240,16 @@ def _drive(c: _Cycle) -> None:
 
     def on_event(name: str, t_event: float) -> None:
         c.events[name] = t_event
+        if name == "pre_end" and "at_pre_end" in c.hooks:
+            c.hooks["at_pre_end"](vm)  # first: the state as the pre-script left it
         if name == "pre_end" and not settings.baseline:
             began = time.monotonic()
-            c.quiesce_probe = _probe(vm, "probe_write", settings.app, QUIESCE_PROBE_TIMEOUT_S)
+            c.quiesce_probes = _quiesce_probes(vm, settings.app, roles(settings.writers))
             result.timings["quiesce_probe_s"] = time.monotonic() - began
-            result.probes.append(
-                {"probe": "quiesce", "at_s": c.clock.rel(t_event), **c.quiesce_probe}
+            # Each at its own start (the roles' probes run one after the other).
+            result.probes.extend(
+                {"probe": "quiesce", "at_s": c.clock.rel(p.get("t0") or t_event), **p}
+                for p in c.quiesce_probes
             )
         if name == "frozen" and "after_freeze" in c.hooks:
             c.hooks["after_freeze"](vm)
@@ -262,6 +274,7 @@ def _drive(c: _Cycle) -> None:
     result.timings["framework_cycle_s"] = time.monotonic() - t
     c.driven = driven
     result.cycle = driven.cycle
+    result.findings.extend(pre_waits_on_post(settings, driven.cycle))
     result.findings.extend(masked_failures(driven.cycle.scripts))
     # The first event (precheck_end) marks the end of the timeline's first phase.
     phases = driven.cycle.timeline
@@ -285,7 +298,24 @@ def _take_snapshot(c: _Cycle) -> SnapshotResult:
         return answer if isinstance(answer, SnapshotResult) else snapshot_from_dict(answer)
     disks = c.bed.disks
     order = disks if c.settings.snapshot_order == "layout" else disks[::-1]
-    snap = c.bed.backend.take(order, c.bed.workdir / "snap", skew_s=c.settings.skew_s)
+    backend = c.bed.backend
+    if c.settings.torn_copy:
+        if "frozen" in c.events:
+            raise VmError("a torn copy needs a cycle that does not freeze (its checkpoint writes)")
+        parts = torn_copy.plan(c.bed.vm, c.settings.app, disks)
+        assert c.workload is not None and c.workload.pid is not None
+        backend = torn_copy.TornCopy(c.bed.vm, c.settings.app, c.workload.pid, parts, c.parts)
+    snap = backend.take(order, c.bed.workdir / "snap", skew_s=c.settings.skew_s)
+    c.result.snapshot_parts = [
+        {
+            "part": p.label,
+            "bytes": p.bytes,
+            "start_s": c.clock.rel(p.start_s),
+            "end_s": c.clock.rel(p.end_s),
+            "then": p.then,
+        }
+        for p in c.parts
+    ]
     c.snaps.append(snap)
     c.stack.callback(snapshot.delete, snap)
     return SnapshotResult(
@@ -301,10 +331,13 @@ def _probe_and_stop(c: _Cycle) -> None:
     """The liveness probe, then the workload's end and its history; the source VM ends."""
     vm, result = c.bed.vm, c.result
     t = time.monotonic()
-    live = _probe(vm, "probe_live", c.settings.app, LIVENESS_BOUND_S)
+    live = _probes_at_once(
+        vm, "probe_live", c.settings.app, LIVENESS_BOUND_S, roles(c.settings.writers)
+    )
     result.timings["liveness_s"] = time.monotonic() - t
-    result.probes.append({"probe": "liveness", "at_s": c.clock.rel(time.monotonic()), **live})
-    oracle.judge_probes(result.evidence, c.settings.quiesce, c.quiesce_probe, live)
+    at_s = c.clock.rel(time.monotonic())
+    result.probes.extend({"probe": "liveness", "at_s": at_s, **p} for p in live)
+    oracle.judge_probes(result.evidence, c.settings.quiesce, c.quiesce_probes, live)
     t = time.monotonic()
     time.sleep(0.05)  # the workload's own writes after the post-script, for the timeline
     assert c.workload is not None
@@ -386,13 +419,45 @@ def _probe(vm: StandIn, fn: str, *args: Any) -> dict[str, Any]:
         return {"result": "error", "error": str(err)}
 
 
-def _wait_first_ack(workload: Call, vm: StandIn, deadline_s: float = 30.0) -> None:
-    """Wait until the workload has an acknowledged write: a cycle over an idle database would
-    prove nothing (on a loaded machine the writers need a moment to start and connect)."""
+def _quiesce_probes(vm: StandIn, app: str, roles: tuple[Role, ...]) -> list[dict[str, Any]]:
+    """The quiesce probe of every role, one after the other (two probe writes at once could
+    hold each other up); an error as data, with its role."""
+    return [
+        {"role": role, **_probe(vm, "probe_write", app, QUIESCE_PROBE_TIMEOUT_S, role)}
+        for role in roles
+    ]
+
+
+def _probes_at_once(
+    vm: StandIn, fn: str, app: str, bound_s: float, roles: tuple[Role, ...]
+) -> list[dict[str, Any]]:
+    """``fn(app, bound_s, role)`` for every role at the same time (a liveness bound is paid
+    once, not per role); an error as data, with its role."""
+    calls = [
+        (role, vm.submit(f"pytest_vmsnap.evidence.probe:{fn}", app, bound_s, role))
+        for role in roles
+    ]
+    answers = []
+    for role, call in calls:
+        try:
+            answers.append(dict(call.result(120)))
+        except VmError as err:
+            answers.append({"role": role, "result": "error", "error": str(err)})
+    return answers
+
+
+def _wait_first_ack(
+    workload: Call, vm: StandIn, roles: tuple[Role, ...], deadline_s: float = 30.0
+) -> None:
+    """Wait until the workload has an acknowledged write of every role: a cycle over an idle
+    database would prove nothing (on a loaded machine the writers need a moment to start and
+    connect)."""
     end = time.monotonic() + deadline_s
+    waiting = set(roles)
     while time.monotonic() < end:
         history = (vm.read_file(HISTORY) or b"").decode(errors="replace")
-        if any(a.error is None and a.seq is not None for a in parse_history(history)):
+        waiting -= {a.role for a in parse_history(history) if a.error is None and a.seq}
+        if not waiting:
             return
         if workload.done():
             try:
@@ -402,7 +467,10 @@ def _wait_first_ack(workload: Call, vm: StandIn, deadline_s: float = 30.0) -> No
                 detail = str(err)
             raise RuntimeError(f"the workload ended before its first write: {detail}")
         time.sleep(0.01)
-    raise RuntimeError(f"the workload had no acknowledged write after {deadline_s:.0f} s")
+    raise RuntimeError(
+        f"the workload had no acknowledged write as {' or '.join(sorted(waiting))} "
+        f"after {deadline_s:.0f} s"
+    )
 
 
 def _stop_workload(workload: Call) -> None:

@@ -1,14 +1,19 @@
-"""Probes run inside the stand-in VM, each on a fresh connection as the application user.
+"""Probes run inside the stand-in VM, each on a fresh connection in one role: the application
+user (``app``) or a privileged user (``privileged``: root/SUPER, the superuser, Redis's default
+user, another SQLite process; see :data:`pytest_vmsnap.apps.base.ROLES`).
 
 The harness calls them through the VM's fork server
-(``vm.call("pytest_vmsnap.evidence.probe:...")``); each is also a command, printing one JSON
-object: ``python -m pytest_vmsnap.evidence.probe write --app APP --timeout S``: the
-quiesce-effectiveness probe
-(one write, watched: accepted, blocked or refused; see :mod:`pytest_vmsnap.apps.probewrite`).
-``python -m pytest_vmsnap.evidence.probe live --app APP --bound S``: the liveness probe (writes
-must succeed again within the bound).
+(``vm.call("pytest_vmsnap.evidence.probe:...")``), once per role; each is also a command,
+printing one JSON object: ``python -m pytest_vmsnap.evidence.probe write --app APP --timeout S
+[--role ROLE]``: the quiesce-effectiveness probe (one write, watched: accepted, blocked or
+refused; see :mod:`pytest_vmsnap.apps.probewrite`).
+``python -m pytest_vmsnap.evidence.probe live --app APP --bound S [--role ROLE]``: the liveness
+probe (writes must succeed again within the bound).
 ``python -m pytest_vmsnap.evidence.probe state --app APP``: what the oracle reads from a
 restored store.
+
+A probe's answer carries its ``role``; a refused write also says whether the store refused it
+only for being read-only (``read_only``), which a privileged writer may ignore.
 """
 
 from __future__ import annotations
@@ -20,18 +25,20 @@ import sys
 import time
 
 from ..apps import get_app
+from ..apps.base import APP_ROLE, ROLES, Role
 from ..apps.probewrite import no_connection
 
 
-def probe_write(app: str, timeout_s: float) -> dict[str, object]:
-    """One write attempt on a fresh connection."""
+def probe_write(app: str, timeout_s: float, role: Role = APP_ROLE) -> dict[str, object]:
+    """One write attempt on a fresh connection in ``role``."""
     began = time.monotonic()
+    store = get_app(app)
     try:
-        client = get_app(app).client(timeout_s)
+        client = store.client(timeout_s, role)
     except Exception as err:
         took = time.monotonic() - began
         result, detail = no_connection(err, took, timeout_s)
-        return {"result": result, "detail": detail, "t0": began, "latency_s": round(took, 4)}
+        return _answer(role, result, detail, began, took, read_only=False)
     try:
         result, detail = client.probe_write(timeout_s)
     except Exception as err:
@@ -39,34 +46,39 @@ def probe_write(app: str, timeout_s: float) -> dict[str, object]:
     finally:
         with contextlib.suppress(Exception):
             client.close()
+    read_only = result == "refused" and store.read_only(detail)
+    return _answer(role, result, detail, began, time.monotonic() - began, read_only=read_only)
+
+
+def _answer(
+    role: Role, result: str, detail: str, began: float, took: float, *, read_only: bool
+) -> dict[str, object]:
     return {
+        "role": role,
         "result": result,
         "detail": detail,
+        "read_only": read_only,
         "t0": began,
-        "latency_s": round(time.monotonic() - began, 4),
+        "latency_s": round(took, 4),
     }
 
 
-def probe_live(app: str, bound_s: float, step_timeout_s: float = 0.5) -> dict[str, object]:
-    """Retry a write until it is accepted or ``bound_s`` has passed."""
+def probe_live(
+    app: str, bound_s: float, role: Role = APP_ROLE, step_timeout_s: float = 0.5
+) -> dict[str, object]:
+    """Retry a write in ``role`` until it is accepted or ``bound_s`` has passed."""
     began = time.monotonic()
     attempts = 0
     last: dict[str, object] = {}
     while True:
         attempts += 1
-        last = probe_write(app, step_timeout_s)
+        last = probe_write(app, step_timeout_s, role)
         elapsed = time.monotonic() - began
-        if last["result"] == "accepted":
+        ok = last["result"] == "accepted"
+        if ok or elapsed >= bound_s:
             return {
-                "ok": True,
-                "after_s": round(elapsed, 4),
-                "attempts": attempts,
-                "t0": began,
-                "last": last,
-            }
-        if elapsed >= bound_s:
-            return {
-                "ok": False,
+                "role": role,
+                "ok": ok,
                 "after_s": round(elapsed, 4),
                 "attempts": attempts,
                 "t0": began,
@@ -95,16 +107,18 @@ def main(argv: list[str] | None = None) -> int:
     w = sub.add_parser("write")
     w.add_argument("--app", required=True)
     w.add_argument("--timeout", type=float, default=1.0)
+    w.add_argument("--role", choices=ROLES, default=APP_ROLE)
     live = sub.add_parser("live")
     live.add_argument("--app", required=True)
     live.add_argument("--bound", type=float, default=10.0)
+    live.add_argument("--role", choices=ROLES, default=APP_ROLE)
     s = sub.add_parser("state")
     s.add_argument("--app", required=True)
     args = parser.parse_args(argv)
     if args.cmd == "write":
-        out = probe_write(args.app, args.timeout)
+        out = probe_write(args.app, args.timeout, args.role)
     elif args.cmd == "live":
-        out = probe_live(args.app, args.bound)
+        out = probe_live(args.app, args.bound, args.role)
     else:
         try:
             out = read_state(args.app)

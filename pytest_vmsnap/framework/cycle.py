@@ -391,6 +391,7 @@ def _freeze_snapshot_thaw(
         if pacing.faithful:
             clock.sleep(FREEZE_THREAD_SLEEP_S)
             result.timeline.append(Phase("freeze-wait", start - t0, clock.monotonic() - t0))
+        notify("freeze_call")  # the moment the application's disks are captured
         called = clock.monotonic()
         result.freeze = freezer.freeze()
         result.timeline.append(Phase("freeze", called - t0, clock.monotonic() - t0))

@@ -105,6 +105,14 @@ def find_wait(pre_text: str, post_text: str) -> Wait | None:
     return None
 
 
+WAITS_ON_POST_ACTION = (
+    "Start the session that holds the lock in the background and return: for example "
+    "'nohup setsid mysql ... &' (or a client fed through a FIFO), write its pid to a file, "
+    "and exit 0 once the lock is held; the post-script reads that pid file and ends the "
+    "session. Raising timeoutInSeconds does not help."
+)
+
+
 def warn_pre_waits_on_post(
     out: Collector, pre_location: str, pre_text: str, post_text: str
 ) -> None:
@@ -118,10 +126,7 @@ def warn_pre_waits_on_post(
         "pre-script has returned, so the pre-script cannot return in time: it runs until "
         "timeoutInSeconds and fails as timed out (308, Pre-ScriptTimeout) on every backup, "
         "however large the timeout.",
-        "Start the session that holds the lock in the background and return: for example "
-        "'nohup setsid mysql ... &' (or a client fed through a FIFO), write its pid to a file, "
-        "and exit 0 once the lock is held; the post-script reads that pid file and ends the "
-        "session. Raising timeoutInSeconds does not help.",
+        WAITS_ON_POST_ACTION,
         path=pre_location,
         line=found.line,
     )

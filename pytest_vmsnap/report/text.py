@@ -11,7 +11,7 @@ from ..framework import codes
 
 
 def summary_line(name: str, run: dict[str, Any]) -> str:
-    """One line per cycle: verdict, status, health code, frozen window, scripts."""
+    """One line per cycle: verdict, status, health code, frozen window, scripts, probes."""
     pre = run.get("scripts", {}).get("pre", {})
     post = run.get("scripts", {}).get("post", {})
     freeze = run.get("freeze", {})
@@ -30,8 +30,27 @@ def summary_line(name: str, run: dict[str, Any]) -> str:
     return (
         f"{name}: {run.get('verdict', '?')} | status {run.get('status')} "
         f"health {run.get('health_code')} | frozen {frozen * 1000:.0f} ms | "
-        f"{script('pre', pre)} | {script('post', post)}{paced}"
+        f"{script('pre', pre)} | {script('post', post)}{probes_text(run)}{paced}"
     )
+
+
+def probes_text(run: dict[str, Any]) -> str:
+    """`` | quiesce app refused, privileged accepted | live app ok, privileged ok``: each
+    probe's outcome per writer role (a probe without a role is the application user's)."""
+    probes = [p for p in run.get("probes") or [] if isinstance(p, dict)]
+    out = ""
+    for kind, label in (("quiesce", "quiesce"), ("liveness", "live")):
+        parts = [_probe_outcome(p) for p in probes if p.get("probe") == kind]
+        if parts:
+            out += f" | {label} {', '.join(parts)}"
+    return out
+
+
+def _probe_outcome(p: dict[str, Any]) -> str:
+    outcome = str(p.get("result", "?"))
+    if p.get("probe") == "liveness" and "ok" in p:
+        outcome = "ok" if p["ok"] else "FAILED"
+    return f"{p['role']} {outcome}" if p.get("role") else outcome
 
 
 def explain(run: dict[str, Any], expected: str) -> str:

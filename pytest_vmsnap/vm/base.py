@@ -114,10 +114,10 @@ class StandIn:
             raise VmError(f"VM {self.name} is not running")
         return Path(f"/proc/{self.pid}/root") / inside.lstrip("/")
 
-    def read_file(self, inside: str, limit: int = 256 << 20) -> bytes | None:
-        """The content of the regular file ``inside`` (at most ``limit`` bytes), every path
-        component resolved in the VM's root: a symlink, FIFO or device a script put there
-        cannot send this host's read elsewhere or block it. None if there is no such file."""
+    def open_file(self, inside: str) -> int | None:
+        """A descriptor (read-only) of the regular file ``inside``, every path component
+        resolved in the VM's root: a symlink, FIFO or device a script put there cannot send
+        this host's read elsewhere or block it. None if there is no such file."""
         if self.pid is None:
             raise VmError(f"VM {self.name} is not running")
         try:
@@ -125,15 +125,24 @@ class StandIn:
         except OSError:
             return None
         try:
-            flags = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_NOCTTY
+            flags = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC
             fd = openat2(root, inside.lstrip("/"), flags, resolve=IN_ROOT)
         except OSError:
             return None
         finally:
             os.close(root)
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            os.close(fd)
+            return None
+        return fd
+
+    def read_file(self, inside: str, limit: int = 256 << 20) -> bytes | None:
+        """The content of the regular file ``inside`` (at most ``limit`` bytes), opened as
+        :meth:`open_file` does. None if there is no such file."""
+        fd = self.open_file(inside)
+        if fd is None:
+            return None
         try:
-            if not stat.S_ISREG(os.fstat(fd).st_mode):
-                return None
             chunks, left = [], limit
             while left > 0 and (chunk := os.read(fd, min(left, 1 << 20))):
                 chunks.append(chunk)

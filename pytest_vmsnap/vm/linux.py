@@ -12,6 +12,7 @@ import fcntl
 import logging
 import os
 import re
+import struct
 import subprocess
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -105,6 +106,45 @@ def reflink(src_fd: int, dst_fd: int) -> None:
 # --- paths resolved inside a root -----------------------------------------------------------
 
 # <linux/openat2.h>
+# <linux/fiemap.h>: _IOWR('f', 11, struct fiemap); struct fiemap is 32 bytes, each
+# struct fiemap_extent 56 (logical, physical, length, 2 reserved u64; flags, 3 reserved u32).
+FS_IOC_FIEMAP = 0xC020660B
+FIEMAP_EXTENT_LAST = 0x1
+FIEMAP_EXTENT_UNKNOWN = 0x2
+FIEMAP_EXTENT_DELALLOC = 0x4
+FIEMAP_EXTENT_ENCODED = 0x8
+_FIEMAP_HEAD = struct.Struct("=QQIIII")
+_FIEMAP_EXTENT = struct.Struct("=QQQQQIIII")
+_FIEMAP_BATCH = 128
+
+
+def extents(fd: int) -> list[tuple[int, int]]:
+    """Where an open file's data lies on its file system's device: ``(offset, length)`` in
+    bytes, in the file's order (FS_IOC_FIEMAP). Extents without a place yet (delayed
+    allocation) or whose place is not a plain device offset are left out."""
+    found: list[tuple[int, int]] = []
+    start = 0
+    while True:
+        buf = bytearray(_FIEMAP_HEAD.size + _FIEMAP_BATCH * _FIEMAP_EXTENT.size)
+        _FIEMAP_HEAD.pack_into(buf, 0, start, 2**64 - 1 - start, 0, 0, _FIEMAP_BATCH, 0)
+        fcntl.ioctl(fd, FS_IOC_FIEMAP, buf)
+        mapped = _FIEMAP_HEAD.unpack_from(buf, 0)[3]
+        if not mapped:
+            return found
+        last = False
+        for i in range(mapped):
+            logical, physical, length, _, _, flags, *_ = _FIEMAP_EXTENT.unpack_from(
+                buf, _FIEMAP_HEAD.size + i * _FIEMAP_EXTENT.size
+            )
+            hidden = FIEMAP_EXTENT_UNKNOWN | FIEMAP_EXTENT_DELALLOC | FIEMAP_EXTENT_ENCODED
+            if not flags & hidden:
+                found.append((physical, length))
+            start = logical + length
+            last = bool(flags & FIEMAP_EXTENT_LAST)
+        if last:
+            return found
+
+
 RESOLVE_NO_MAGICLINKS = 0x02
 RESOLVE_IN_ROOT = 0x10
 IN_ROOT = RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS

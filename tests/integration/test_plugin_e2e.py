@@ -61,7 +61,7 @@ def test_bundled_sqlite_example_passes(pytester: pytest.Pytester, root_required:
             "*= vmsnap summary =*",
             "app sqlite | vm host | disks 1 ext4 | snapshot reflink | profile extension | pacing *",
             "main: application-consistent | status 0 health 0 | frozen * ms | pre *s x1 | "
-            "post *s x1",
+            "post *s x1 | quiesce app blocked, privileged blocked | live app ok, privileged ok",
         ]
     )
     main = reports(pytester)["main"]

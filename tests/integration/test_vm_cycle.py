@@ -309,3 +309,65 @@ def test_an_error_the_pre_script_hid_behind_exit_zero_is_a_finding(
     assert d["scripts"]["pre"]["exit_code"] == 0 and d["status"] == 0
     (finding,) = [f for f in d["findings"] if f["name"] == "MaskedScriptFailure"]
     assert "pg_backup_start" in finding["message"]
+
+
+def _vm_process(vm: Any, module: str) -> int:
+    """The host PID of the VM's process running ``module`` (the VM's own processes only)."""
+    ns = os.readlink(f"/proc/{vm.pid}/ns/pid")
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            same = os.readlink(proc / "ns/pid") == ns
+        except OSError:
+            continue
+        if same and f"-m {module}".encode() in _cmdline(proc).replace(b"\0", b" "):
+            return int(proc.name)
+    raise AssertionError(f"no {module} in VM {vm.name}")
+
+
+def test_framework_dying_while_frozen_says_what_the_real_helper_would_do(
+    sqlite_files: dict[str, Path], tmp_path: Path
+) -> None:
+    """Errata E4: the extension's safefreeze thaws only on SIGUSR1 or at its own timeout. When
+    the framework's process dies in the frozen window, the harness thaws at once (its guard
+    watches its parent) and says that production would have stayed frozen until the timeout."""
+
+    def after_freeze(vm: Any) -> None:
+        os.kill(_vm_process(vm, "pytest_vmsnap.cycle.agent"), signal.SIGKILL)
+
+    # Scripts that hold nothing: the sample's lock holder would wait for a post-script that
+    # never comes.
+    noop = tmp_path / "noop.sh"
+    noop.write_text("exit 0\n")
+    noop.chmod(0o700)
+    cycle = settings(sqlite_files, pre=noop, post=noop, quiesce="none")
+    d = run(cycle, hooks={"after_freeze": after_freeze}).to_dict()
+    assert d["verdict"] == oracle.ERROR, d["reasons"]
+    assert "ended while the file systems were frozen" in d["error"], d["error"]
+    assert "only on SIGUSR1 or at its own timeout" in d["error"], d["error"]
+    assert leftovers(d["tag"]) == []
+
+
+def test_a_pre_script_waiting_on_the_post_script_gets_advice_not_a_longer_timeout(
+    sqlite_files: dict[str, Path], tmp_path: Path
+) -> None:
+    """Issue 11: a pre-script that waits for a flag only the post-script removes runs into its
+    timeout on every backup; the result says so, and no longer advises a longer timeout."""
+    pre, post = tmp_path / "pre-waits.sh", tmp_path / "post-waits.sh"
+    pre.write_text("touch /run/app-quiesced\nwhile [ -e /run/app-quiesced ]; do sleep 0.2; done\n")
+    post.write_text("rm -f /run/app-quiesced\n")
+    config = json.loads(sqlite_files["config"].read_text())
+    config.update(timeoutInSeconds=2, preScriptParams=[])
+    short = tmp_path / "short.json"
+    short.write_text(json.dumps(config))
+    short.chmod(0o600)
+    for script in (pre, post):
+        script.chmod(0o700)
+    d = run(settings(sqlite_files, config=short, pre=pre, post=post, quiesce="none")).to_dict()
+    assert d["scripts"]["pre"]["timed_out"] and d["health_code"] == 308, d["findings"]
+    (advice,) = [f for f in d["findings"] if f["name"] == "PreScriptWaitsOnPost"]
+    assert "/run/app-quiesced" in advice["message"], advice
+    assert "does not help" in advice["action"]
+    (timeout,) = [f for f in d["findings"] if f["code"] == 308]
+    assert "raise timeoutInSeconds" not in timeout["action"], timeout

@@ -700,6 +700,7 @@ def test_observer_events_order(tmp_path: Path) -> None:
         "run:pre",
         "ev:pre_end",
         "ev:freeze_start",
+        "ev:freeze_call",
         "freeze",
         "ev:frozen",
         "ev:snapshot_start",

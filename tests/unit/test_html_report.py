@@ -344,3 +344,41 @@ def test_prompt_pacing_is_labelled_in_the_summary_line_and_the_page(
     page = render_html({name: faithful})
     assert "3 s before the freeze" in page and "until the 2 s poll notices" in page
     assert "3 s before the freeze" not in render_html({name: prompt})
+
+
+def test_both_writer_roles_in_the_summary_line_and_the_page(
+    runs: dict[str, dict[str, Any]],
+) -> None:
+    """A run with an application writer and a privileged one: the summary line and the page
+    show each role's quiesce and liveness probe, and a quiesce that read_only alone made."""
+    from pytest_vmsnap.report.text import summary_line
+
+    run = copy.deepcopy(runs["sqlite[pre-lock-released.sh]"])
+    app = {"role": "app", "result": "refused", "read_only": True, "detail": "1290 read-only"}
+    root = {"role": "privileged", "result": "accepted", "detail": "the write committed"}
+    lives = [{"role": r, "ok": True, "after_s": 0.05, "attempts": 1} for r in ("app", "privileged")]
+    run["quiesce"] = "lock"
+    run["probes"] = [
+        *({"probe": "quiesce", "at_s": 1.0, "latency_s": 0.05, **p} for p in (app, root)),
+        *({"probe": "liveness", "at_s": 2.0, **p} for p in lives),
+    ]
+    run["oracle"].update(
+        quiesce_probe=root,
+        quiesce_probes=[app, root],
+        only_read_only_held=True,
+        liveness_probes=lives,
+        acked_by_role={"app": {"before_pre": 7, "missing": 0}, "privileged": {"before_pre": 9}},
+    )
+    line = summary_line("c", run)
+    assert line.endswith(" | quiesce app refused, privileged accepted | live app ok, privileged ok")
+    page = render_html({"c": run})
+    check(page)
+    lanes = re.findall(r'class="rowlbl">([^<]*)</text>', page)
+    probe_lanes = [lane for lane in lanes if "probe" in lane or "privileged" in lane]
+    assert probe_lanes[:4] == ["quiesce probe", "↳ privileged", "liveness probe", "↳ privileged"]
+    assert f'fill="{BAD_COLOR}">quiesce probe: accepted (50 ms) — only read_only held<' in page
+    assert "only read_only held writers" in page
+    assert "app:</span> <strong>refused</strong>" in page
+    assert "privileged:</span> <strong>accepted</strong>" in page
+    assert "app: 7 (0 missing); privileged: 9 (? missing)" in page
+    assert "quiesce_probes" not in page  # shown in its row, not dumped as JSON

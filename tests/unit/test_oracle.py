@@ -168,3 +168,144 @@ def test_a_harness_that_cannot_run_the_cycle_says_error_not_not_taken(tmp_path: 
     d = run(Settings(config=tmp_path / "missing.json", app="sqlite")).to_dict()
     assert d["verdict"] == oracle.ERROR and oracle.ERROR in oracle.VERDICTS
     assert d["reasons"][0] == f"harness: {d['error']}" and "does not exist" in d["error"]
+
+
+# --- writer roles: the application user and a privileged one (root/SUPER, superuser...) ------
+
+READ_ONLY_REFUSED = {
+    "role": "app",
+    "result": "refused",
+    "read_only": True,
+    "detail": "1290 read-only (ER_OPTION_PREVENTS_STATEMENT): ... --read-only option ...",
+}
+PRIVILEGED_ACCEPTED = {"role": "privileged", "result": "accepted", "detail": "committed"}
+LIVE = [{"role": "app", "ok": True}, {"role": "privileged", "ok": True}]
+
+
+def test_read_only_that_lets_a_privileged_writer_through_is_not_a_lock() -> None:
+    """quiesce = lock: the app user refused by read_only, root's write accepted -> the lock
+    is not there; the reason says so in words and the deciding probe is root's."""
+    ev = evidence()
+    oracle.judge_probes(ev, "lock", [READ_ONLY_REFUSED, PRIVILEGED_ACCEPTED], LIVE)
+    v = oracle.decide(ev, taken=True, status=0)
+    assert v.verdict == oracle.CRASH
+    assert ev.quiesce_probe_ok is False and ev.only_read_only_held is True
+    assert ev.quiesce_probe is not None and ev.quiesce_probe["role"] == "privileged"
+    assert v.reasons[0].startswith(f"quiesce probe: {oracle.READ_ONLY_ONLY}")
+    assert [p["role"] for p in ev.to_dict()["quiesce_probes"]] == ["app", "privileged"]
+
+
+@pytest.mark.parametrize("quiesce", ["none", "flush"])
+def test_read_only_with_a_privileged_writer_through_is_a_note_without_a_lock(
+    quiesce: str,
+) -> None:
+    """Not declared a lock: reported, not judged; the verdict stays, a note says it."""
+    ev = evidence()
+    oracle.judge_probes(ev, quiesce, [READ_ONLY_REFUSED, PRIVILEGED_ACCEPTED], LIVE)
+    v = oracle.decide(ev, taken=True, status=0)
+    assert v.verdict == oracle.APPLICATION and ev.quiesce_probe_ok is None
+    assert v.reasons[1] == f"note: {oracle.READ_ONLY_ONLY}"
+    assert any(n.startswith(oracle.READ_ONLY_ONLY) for n in ev.notes)
+
+
+@pytest.mark.parametrize(
+    ("app", "privileged", "verdict", "read_only_only"),
+    [
+        ("blocked", "blocked", oracle.APPLICATION, False),  # a held lock stops root too
+        ({"result": "refused", "read_only": True}, "blocked", oracle.APPLICATION, False),
+        ("blocked", "accepted", oracle.CRASH, False),
+        ({"result": "refused", "read_only": False}, "accepted", oracle.CRASH, False),
+        ("accepted", "accepted", oracle.CRASH, False),
+    ],
+)
+def test_every_role_must_be_held_under_a_lock(
+    app: str | dict, privileged: str, verdict: str, read_only_only: bool
+) -> None:
+    """quiesce = lock asks every role's write to block or be refused; read_only alone is
+    named only when it is what refused the app user."""
+    app_probe = {"result": app} if isinstance(app, str) else dict(app)
+    probes = [{"role": "app", **app_probe}, {"role": "privileged", "result": privileged}]
+    ev = evidence()
+    oracle.judge_probes(ev, "lock", probes, LIVE)
+    v = oracle.decide(ev, taken=True, status=0)
+    assert v.verdict == verdict and ev.only_read_only_held is read_only_only
+    if verdict == oracle.CRASH and privileged == "accepted" and app_probe["result"] != "accepted":
+        assert "as the privileged user was accepted" in v.reasons[0]
+
+
+def test_one_role_probed_keeps_the_old_shape() -> None:
+    """A bare probe answer is the app user's (runs recorded before roles); nothing is said
+    about read_only without a privileged writer to compare with."""
+    ev = evidence()
+    oracle.judge_probes(ev, "lock", {"result": "refused", "read_only": True}, {"ok": True})
+    assert oracle.decide(ev, taken=True, status=0).verdict == oracle.APPLICATION
+    assert ev.quiesce_probe == {"result": "refused", "read_only": True, "role": "app"}
+    assert ev.only_read_only_held is None and ev.liveness_ok is True
+
+
+def test_liveness_must_pass_for_every_role() -> None:
+    """A privileged writer still locked out after the post-script keeps the verdict down, and
+    the reason names it."""
+    ev = evidence()
+    lives = [{"role": "app", "ok": True}, {"role": "privileged", "ok": False, "last": {}}]
+    oracle.judge_probes(ev, "none", None, lives)
+    v = oracle.decide(ev, taken=True, status=0)
+    assert v.verdict == oracle.CRASH and ev.liveness_ok is False
+    assert ev.liveness is not None and ev.liveness["role"] == "privileged"
+    assert "a privileged writer still could not write" in v.reasons[0]
+
+
+def test_acknowledged_writes_of_every_role_must_be_present() -> None:
+    """A privileged writer's write acknowledged before the pre-script returned counts like the
+    app user's; the reason says which role lost writes."""
+    history = [
+        *HISTORY,
+        Ack("append", 30_000_001, 0.5, 1.5, role="privileged"),
+        Ack("append", 30_000_002, 1.5, 2.5, role="privileged"),
+        Ack("append", 30_000_003, 6.0, 6.5, role="privileged"),  # after the pre-script
+    ]
+    ev = evidence(state={**GOOD_STATE, "seqs": [1, 2, 3, 30_000_001]}, history=history)
+    v = oracle.decide(ev, taken=True, status=0)
+    assert v.verdict == oracle.CRASH and ev.acked_missing == [30_000_002]
+    assert ev.acked_by_role == {
+        "app": {"before_pre": 3, "missing": 0},
+        "privileged": {"before_pre": 2, "missing": 1},
+    }
+    assert v.reasons[0] == (
+        "1 of 5 writes acknowledged before the pre-script returned are missing "
+        "(app: 0 of 3, privileged: 1 of 2)"
+    )
+
+
+def test_history_lines_carry_their_role() -> None:
+    from pytest_vmsnap.evidence.workload import parse_history, writer_id
+
+    text = (
+        '{"op": "append", "seq": 1, "t0": 0, "t1": 1}\n'
+        '{"op": "append", "seq": 30000001, "t0": 0, "t1": 1, "role": "privileged"}\n'
+    )
+    assert [a.role for a in parse_history(text)] == ["app", "privileged"]
+    ids = {(r, k): writer_id(r, k) for r in ("app", "privileged") for k in ("append", "transfer")}
+    assert sorted(ids.values()) == [1, 2, 3, 4] and ids[("privileged", "append")] == 3
+
+
+def test_read_only_refusals_are_told_from_other_refusals() -> None:
+    """Each store says which of its refusals mean "read-only" (a state a privileged writer
+    may ignore), as the probes write their details."""
+    from pytest_vmsnap.apps import get_app
+
+    mariadb, postgres = get_app("mariadb"), get_app("postgres")
+    assert mariadb.read_only(
+        "1290 read-only (ER_OPTION_PREVENTS_STATEMENT): The MariaDB server is running with "
+        "the --read-only option so it cannot execute this statement"
+    )
+    assert mariadb.read_only("1836 read-only mode (ER_READ_ONLY_MODE): Running in read-only")
+    assert not mariadb.read_only(
+        "1290 read-only (ER_OPTION_PREVENTS_STATEMENT): The MariaDB server is running with "
+        "the --skip-grant-tables option so it cannot execute this statement"
+    )
+    assert not mariadb.read_only("1142 command denied: INSERT command denied to user")
+    assert postgres.read_only("25006: cannot execute INSERT in a read-only transaction")
+    assert not postgres.read_only("42501: permission denied for table vmsnap_probe")
+    for app in ("sqlite", "redis"):
+        assert not get_app(app).read_only("ReadOnlyError: You can't write against a replica")

@@ -70,3 +70,14 @@ def test_a_record_without_scripts_gets_both_not_run_records() -> None:
         assert record.scripts[which]["ran"] is False
         assert "attempts" in record.scripts[which]
     assert CycleRecord.from_dict({}).status == codes.ERROR
+
+
+def test_a_framework_death_while_frozen_says_what_the_real_helper_would_do() -> None:
+    """Errata E4: only SIGUSR1 or its own timeout thaws the real safefreeze."""
+    from pytest_vmsnap.cycle.driver import died_frozen
+
+    frozen = ["precheck_end", "pre_start", "pre_end", "freeze_start", "freeze_call", "frozen"]
+    assert "only on SIGUSR1 or at its own timeout" in died_frozen(frozen)
+    assert "only on SIGUSR1" in died_frozen([*frozen, "snapshot_start"])
+    assert died_frozen([*frozen, "snapshot_start", "snapshot_end", "thawed"]) == ""
+    assert died_frozen(["precheck_end", "pre_start"]) == ""

@@ -99,3 +99,30 @@ def test_env_takes_key_value_entries_from_every_face(tmp_path: Path) -> None:
     for bad in ("1A=2", "A", "A B=1"):
         with pytest.raises(SettingsError, match="env takes KEY=VALUE"):
             read({"env": bad}, base_dir=tmp_path)
+
+
+def test_writers_is_an_enum_setting_of_every_face(tmp_path: Path) -> None:
+    """``writers``: app, privileged or both (default), as ``--writers`` for vmsnap run,
+    ``--vmsnap-writers`` / ``vmsnap_writers`` for the plugin, ``writers=`` for fixtures; the
+    workload and the probes read its roles from apps.base."""
+    from pytest_vmsnap.apps.base import roles
+    from pytest_vmsnap.settings import BY_NAME, Writers
+
+    f = BY_NAME["writers"]
+    assert (f.choices, f.default, f.flag, f.plugin, f.cli) == (
+        Writers,
+        "both",
+        "--writers",
+        True,
+        True,
+    )
+    assert Settings.from_mapping({"writers": "app"}, base_dir=tmp_path).writers == "app"
+    bad = Settings(config=Path(__file__), writers="root")
+    assert bad.problems() == ["writers 'root' is not one of app, privileged, both"]
+    assert [roles(w) for w in Writers.values()] == [
+        ("app",),
+        ("privileged",),
+        ("app", "privileged"),
+    ]
+    with pytest.raises(ValueError, match="not one of"):
+        roles("root")

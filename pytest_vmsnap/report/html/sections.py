@@ -4,7 +4,7 @@ versions and timings."""
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from .format import (
@@ -137,11 +137,13 @@ _ORACLE_ROWS = (
     ("integrity_ok", "integrity checks pass", True),
     ("acked_before_pre", "writes acknowledged before the pre-script returned", None),
     ("acked_missing", "… of those missing from the snapshot", 0),
+    ("acked_by_role", "… per writer role", None),
     ("writes_after_thaw_present", "writes made after the thaw found in the snapshot", 0),
     ("invariants_ok", "invariants hold", True),
     ("bank_total", "bank total", None),
     ("quiesce_probe", "quiesce probe (write while quiesced)", None),
     ("quiesce_probe_ok", "quiesce probe passes", True),
+    ("only_read_only_held", "only read_only held writers (a privileged one went through)", False),
     ("liveness", "liveness probe (write after the post-script)", None),
     ("liveness_ok", "app writes again after the post-script", True),
 )
@@ -171,16 +173,19 @@ def oracle_html(run: dict[str, Any]) -> str:
         elif key == "acked_missing" and value:
             sample = ", ".join(str(v) for v in as_list(ev.get("acked_missing_sample"))[:10])
             shown = esc(value) + (f' <span class="muted small">(e.g. seq {esc(sample)})</span>')
+        elif key == "acked_by_role":
+            shown = _by_role(value)
         elif key == "quiesce_probe":
-            shown = _probe_text(value, run.get("quiesce"))
+            shown = _per_role(ev.get("quiesce_probes"), value, _probe_text)
         elif key == "liveness":
-            shown = _liveness_text(value)
+            shown = _per_role(ev.get("liveness_probes"), value, _liveness_text)
         elif key == "quiesce_probe_ok" and value is None:
             shown = f'<span class="muted">not judged (quiesce = {esc(run.get("quiesce"))})</span>'
         else:
             shown = yesno(value)
         rows.append(f"<tr><td>{mark}</td><th>{esc(label)}</th><td>{shown}</td></tr>")
-    known = {k for k, _, _ in _ORACLE_ROWS} | {"acked_missing_sample", "notes"}
+    known = {k for k, _, _ in _ORACLE_ROWS}
+    known |= {"acked_missing_sample", "notes", "quiesce_probes", "liveness_probes"}
     for key in sorted(k for k in ev if k not in known):
         shown = esc(clip(json.dumps(ev[key], default=str), 1000))
         rows.append(
@@ -199,7 +204,27 @@ def oracle_html(run: dict[str, Any]) -> str:
     )
 
 
-def _probe_text(value: Any, quiesce: Any) -> str:
+def _per_role(probes: Any, single: Any, text: Callable[[Any], str]) -> str:
+    """Each writer role's probe on a line of its own (``single``, the deciding one, for a
+    run that recorded no roles)."""
+    found = [p for p in map(as_dict, as_list(probes)) if p]
+    if not found:
+        return text(single)
+    return "<br>".join(
+        f'<span class="muted small">{esc(p.get("role") or "app")}:</span> {text(p)}' for p in found
+    )
+
+
+def _by_role(value: Any) -> str:
+    """``app: 40 (0 missing); privileged: 38 (0 missing)``."""
+    parts = []
+    for role, counts in sorted(as_dict(value).items()):
+        c = as_dict(counts)
+        parts.append(f"{role}: {c.get('before_pre', '?')} ({c.get('missing', '?')} missing)")
+    return esc("; ".join(parts)) or "—"
+
+
+def _probe_text(value: Any, quiesce: Any = None) -> str:
     p = as_dict(value)
     if not p:
         return '<span class="muted">not run</span>'

@@ -189,6 +189,19 @@ def _legend(run: dict[str, Any]) -> str:
     )
 
 
+def _lane(p: dict[str, Any]) -> str:
+    """A probe's lane: its kind, and its writer role unless that is the application user."""
+    kind, role = str(p.get("probe", "probe")), p.get("role")
+    return kind if role in (None, "app") else f"{kind} ({role})"
+
+
+def _lane_label(lane: str) -> str:
+    """``quiesce probe``; a role's lane, right under its kind's: ``↳ privileged`` (the
+    labels' column fits about 15 characters)."""
+    kind, sep, role = lane.partition(" (")
+    return f"↳ {role.rstrip(')')}" if sep else f"{kind} probe"
+
+
 def _probe_look(run: dict[str, Any], p: dict[str, Any]) -> tuple[str, str, str]:
     """(colour, label, tooltip) of a probe marker."""
     kind = str(p.get("probe", "probe"))
@@ -212,10 +225,16 @@ def _probe_look(run: dict[str, Any], p: dict[str, Any]) -> tuple[str, str, str]:
     result = str(p.get("result", "unknown"))
     lat = as_float(p.get("latency_s"))
     label = f"quiesce probe: {result}" + (f" ({fmt_dur(lat)})" if lat is not None else "")
+    if p.get("role") not in (None, "app"):  # its lane says whose; the tooltip too
+        detail = f"{p['role']} writer: {detail}"
     if result in ("blocked", "refused"):
         return OK_COLOR, label, detail
     if result == "accepted":
-        if run.get("quiesce") == "lock":
+        judged = run.get("quiesce") == "lock"
+        if p.get("role") == "privileged" and as_dict(run.get("oracle")).get("only_read_only_held"):
+            color = BAD_COLOR if judged else NEUTRAL_COLOR
+            return color, label + " — only read_only held", detail
+        if judged:
             return BAD_COLOR, label + " — the lock protected nothing", detail
         return NEUTRAL_COLOR, label + " (not judged)", detail
     return "#9a6700", label, detail
@@ -252,9 +271,11 @@ def _timeline_svg(
     probe_top = top + len(rows) * (_ROW + _ROW_GAP) + 6
     probe_kinds = ["quiesce", "liveness"]
     for p in probes:
-        k = str(p.get("probe", "probe"))
-        if k not in probe_kinds:
-            probe_kinds.append(k)
+        k = _lane(p)
+        if k not in probe_kinds:  # a role's lane goes right after its kind's
+            kind = str(p.get("probe", "probe"))
+            same = [i for i, lane in enumerate(probe_kinds) if lane.partition(" (")[0] == kind]
+            probe_kinds.insert(same[-1] + 1 if same else len(probe_kinds), k)
     probe_y: dict[str, float] = {
         k: probe_top + i * (_ROW + _ROW_GAP) for i, k in enumerate(probe_kinds)
     }
@@ -284,7 +305,7 @@ def _timeline_svg(
         s.append(
             f'<rect x="{_LEFT}" y="{y}" width="{pw}" height="{_ROW}" class="lane probe"/>'
             f'<text x="{_LEFT - 10}" y="{y + _ROW / 2 + 4.5}" class="rowlbl">'
-            f"{esc(k)} probe</text>"
+            f"{esc(_lane_label(k))}</text>"
         )
     # x grid + axis
     ticks, decimals = _ticks(lo, hi, 7 if zoom else 10)
@@ -366,7 +387,7 @@ def _timeline_svg(
             )
     # probes
     for p in probes:
-        k = str(p.get("probe", "probe"))
+        k = _lane(p)
         at = as_float(p.get("at_s")) or 0.0
         if not lo <= at <= hi:
             continue
@@ -375,7 +396,7 @@ def _timeline_svg(
         xa = x(at)
         lat = as_float(p.get("latency_s"))
         xb = xa
-        if k == "quiesce" and lat:
+        if p.get("probe") == "quiesce" and lat:
             xb = min(x(at + lat), _LEFT + pw)
             s.append(
                 f'<line x1="{xa:.1f}" y1="{y}" x2="{xb:.1f}" y2="{y}" stroke="{color}" '
@@ -388,7 +409,10 @@ def _timeline_svg(
         )
         tw = len(label) * 7.6
         lx = max(xa + 14, xb + 8)
-        if lx + tw < _LEFT + pw:
+        # Right of the marker if it fits there, else on the side with more room (a long
+        # label left of an early marker would run over the lane's name).
+        right, left = _LEFT + pw - lx, xa - 14 - _LEFT
+        if tw < right or right >= left:
             s.append(
                 f'<text x="{lx:.1f}" y="{y + 4.5}" class="probelbl" fill="{color}">'
                 f"{esc(label)}</text>"
