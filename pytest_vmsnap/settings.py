@@ -84,6 +84,9 @@ class SnapshotOrder(Choice):
 
 
 APPS = App.values()
+MAX_WINDOW_S = 60.0
+"""The longest window: safefreeze's own timeout (vmbackup.conf ``timeout``, 60 s by default),
+after which the real helper thaws by itself."""
 VM_KINDS = VmKind.values()
 SNAPSHOT_BACKENDS = Backend.values()
 QUIESCE_KINDS = Quiesce.values()
@@ -117,6 +120,12 @@ class Settings:
     (for PostgreSQL: the WAL disk before the data disk, the harmful order)."""
     baseline: bool = False
     """Crash-consistent baseline: the same snapshot with no scripts and no freeze."""
+    window_s: float = 0.0
+    """Seconds the capture of the application's disks is held after the extension's own
+    delays (before the freeze, or before the snapshot when nothing freezes them), with
+    quiesce probes at its start, middle and end: a slow freeze or host snapshot."""
+    worst_window_s: float = 10.0
+    """The battery's worst-case window item: ``window_s`` for its cycle (0: no such item)."""
     torn_copy: bool = False
     """``copy`` snapshots only: copy the application's files one by one, forcing its checkpoint
     between them (:mod:`pytest_vmsnap.cycle.torn_copy`): the torn copy, constructed."""
@@ -165,6 +174,12 @@ class Settings:
             out.append(f"disks must be 1..4, not {self.disks}")
         if self.skew_s < 0:
             out.append(f"skew must be >= 0 seconds, not {self.skew_s}")
+        for name, value in (("window", self.window_s), ("worst_window", self.worst_window_s)):
+            if not 0 <= value <= MAX_WINDOW_S:
+                out.append(
+                    f"{name} must be 0..{MAX_WINDOW_S:g} seconds (the freeze helper's own "
+                    f"timeout), not {value}"
+                )
         if self.torn_copy and self.snapshot != Backend.COPY:
             out.append(f"torn_copy needs the copy snapshot backend, not {self.snapshot}")
         return out
@@ -303,6 +318,22 @@ FIELDS: tuple[Field, ...] = (
         "crash-consistent baseline: the same snapshot with no scripts and no freeze",
         _bool,
         plugin=False,
+    ),
+    Field(
+        "window_s",
+        "hold the capture of the disks this many seconds after the extension's own delays, "
+        "probing the quiesce at its start, middle and end (a slow freeze or snapshot)",
+        float,
+        key="window",
+        metavar="S",
+    ),
+    Field(
+        "worst_window_s",
+        "the battery's worst-case window: seconds its cycle holds the capture (0: no such item)",
+        float,
+        key="worst_window",
+        cli=False,
+        metavar="S",
     ),
     Field(
         "torn_copy",

@@ -175,7 +175,10 @@ class _Cycle:
     agent: Agent | None = None
     events: dict[str, float] = field(default_factory=dict)
     quiesce_probes: list[dict[str, Any]] = field(default_factory=list)
-    """One per writer role (``writers``), each with its ``role``."""
+    """One per writer role (``writers``) at each probing point, each with ``role`` and
+    ``at``: the pre-script's end, the capture of the disks, and across ``window_s``."""
+    window: dict[str, Any] | None = None
+    """The timeline's ``window`` phase, when ``window_s`` held the capture."""
     snaps: list[Any] = field(default_factory=list)
     driven: DrivenCycle | None = None
     acks: list[Ack] = field(default_factory=list)
@@ -244,13 +247,10 @@ def _drive(c: _Cycle) -> None:
             c.hooks["at_pre_end"](vm)  # first: the state as the pre-script left it
         if name == "pre_end" and not settings.baseline:
             began = time.monotonic()
-            c.quiesce_probes = _quiesce_probes(vm, settings.app, roles(settings.writers))
+            _quiesce_at(c, "the pre-script's end")
             result.timings["quiesce_probe_s"] = time.monotonic() - began
-            # Each at its own start (the roles' probes run one after the other).
-            result.probes.extend(
-                {"probe": "quiesce", "at_s": c.clock.rel(p.get("t0") or t_event), **p}
-                for p in c.quiesce_probes
-            )
+        if name == "freeze_call" and not settings.baseline:
+            _hold_window(c, "the freeze")
         if name == "frozen" and "after_freeze" in c.hooks:
             c.hooks["after_freeze"](vm)
         if name == "snapshot_start" and "before_snapshot" in c.hooks:
@@ -288,6 +288,8 @@ def _drive(c: _Cycle) -> None:
         }
         for p in phases
     ]
+    if c.window is not None:
+        result.timeline.append(c.window)
     log.info("framework cycle: status %s (%s)", driven.cycle.status, driven.cycle.message)
 
 
@@ -296,6 +298,8 @@ def _take_snapshot(c: _Cycle) -> SnapshotResult:
     if "snapshot" in c.hooks:
         answer = c.hooks["snapshot"]()
         return answer if isinstance(answer, SnapshotResult) else snapshot_from_dict(answer)
+    if "frozen" not in c.events and not c.settings.baseline:
+        _hold_window(c, "the snapshot")  # nothing froze the disks: they are captured now
     disks = c.bed.disks
     order = disks if c.settings.snapshot_order == "layout" else disks[::-1]
     backend = c.bed.backend
@@ -417,6 +421,41 @@ def _probe(vm: StandIn, fn: str, *args: Any) -> dict[str, Any]:
         return answer
     except VmError as err:
         return {"result": "error", "error": str(err)}
+
+
+def _quiesce_at(c: _Cycle, at: str) -> None:
+    """The quiesce probes of every role, now, recorded with where in the window they ran."""
+    probes = _quiesce_probes(c.bed.vm, c.settings.app, roles(c.settings.writers))
+    pre_end = c.events.get("pre_end")
+    for p in probes:
+        t0 = p.get("t0") or time.monotonic()
+        p["at"] = at
+        if pre_end is not None:
+            p["after_pre_s"] = round(t0 - pre_end, 3)
+        # Each at its own start (the roles' probes run one after the other).
+        c.result.probes.append({"probe": "quiesce", "at_s": c.clock.rel(t0), **p})
+    c.quiesce_probes.extend(probes)
+
+
+def _hold_window(c: _Cycle, capture: str) -> None:
+    """Just before the application's disks are captured (``capture``: the freeze, or the
+    snapshot when nothing froze them): probe the quiesce; with ``window_s``, hold the capture
+    that much longer (a slow freeze or host snapshot) and probe at its middle and its end, so
+    that a lock with a fixed lifetime shorter than the window is seen to expire."""
+    window = c.settings.window_s
+    if window <= 0:
+        _quiesce_at(c, capture)
+        return
+    began = time.monotonic()
+    _quiesce_at(c, f"{capture}, after the extension's own delays")
+    for label, until in ((f"mid-window ({window / 2:g} s)", window / 2), ("", window)):
+        time.sleep(max(0.0, began + until - time.monotonic()))
+        _quiesce_at(c, label or f"{capture}, held {window:g} s (the worst case)")
+    c.window = {
+        "phase": "window",
+        "start_s": c.clock.rel(began),
+        "end_s": c.clock.rel(time.monotonic()),
+    }
 
 
 def _quiesce_probes(vm: StandIn, app: str, roles: tuple[Role, ...]) -> list[dict[str, Any]]:

@@ -315,9 +315,19 @@ def _quiesce_reason(evidence: Evidence) -> str:
         "quiesce probe",
         probe,
         "the lock the scripts claim is unproven",
-        f"a write on a fresh connection{who} was {probe.get('result')} while the scripts "
-        "claimed to hold a lock",
+        f"a write on a fresh connection{who} was {probe.get('result')}{_when(probe)} while "
+        "the scripts claimed to hold a lock",
     )
+
+
+def _when(probe: dict[str, Any]) -> str:
+    """Where in the window a probe ran: " at the freeze, 4.02 s after the pre-script ended"."""
+    at, after = probe.get("at"), probe.get("after_pre_s")
+    if not at:
+        return ""
+    if after is None or at == "the pre-script's end":
+        return f" at {at}"
+    return f" at {at}, {after:.2f} s after the pre-script ended"
 
 
 def _probe_reason(name: str, probe: dict[str, Any] | None, unproven: str, failed: str) -> str:

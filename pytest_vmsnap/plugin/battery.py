@@ -96,14 +96,40 @@ def _quiesce(ctx: Context) -> None:
     if ev.quiesce_probe is None:
         raise CheckFailed("the quiesce probe did not run: " + explain(r.to_dict(), "a probe"))
     if ctx.settings.quiesce == "lock" and ev.quiesce_probe_ok is False:
+        raise CheckFailed(_quiesce_failure(r))
+
+
+def _quiesce_failure(r: RunResult) -> str:
+    """Why the quiesce probes failed (the oracle's words: role, moment, read_only), the
+    probe's own detail and what to do."""
+    probe = r.evidence.quiesce_probe or {}
+    why = next(
+        (x for x in r.reasons if x.startswith("quiesce probe")),
+        f"quiesce probe: a write on a fresh connection was {probe.get('result')}",
+    )
+    return (
+        f"{why}\n  (vmsnap_quiesce = lock: the scripts claim to hold a lock)\n"
+        f"  probe: {probe.get('detail')}\n"
+        "    -> Keep the lock in a session that outlives the pre-script (a background "
+        "holder released by the post-script), return from the pre-script only once the lock "
+        "is held, and give its watchdog more time than the longest snapshot window."
+    )
+
+
+def _worst_window(ctx: Context) -> None:
+    s = ctx.settings
+    r = ctx.cycle("window", s.with_(window_s=s.worst_window_s))
+    if r.verdict == oracle.APPLICATION:
+        return
+    if s.quiesce == "lock" and r.evidence.quiesce_probe_ok is False:
         raise CheckFailed(
-            f"a write on a fresh connection was {ev.quiesce_probe.get('result')} between the "
-            "end of the pre-script and the snapshot, although the scripts claim to hold a lock "
-            f"(vmsnap_quiesce = lock).\n  probe: {ev.quiesce_probe.get('detail')}\n"
-            "    -> Keep the lock in a session that outlives the pre-script (a background "
-            "holder released by the post-script), and return from the pre-script only once "
-            "the lock is held."
+            f"with the capture held {s.worst_window_s:g} s longer (a slow freeze or host "
+            f"snapshot): {_quiesce_failure(r)}"
         )
+    raise CheckFailed(
+        f"with the capture held {s.worst_window_s:g} s longer (a slow freeze or host "
+        "snapshot):\n" + explain(r.to_dict(), oracle.APPLICATION)
+    )
 
 
 def _liveness(ctx: Context) -> None:
@@ -258,6 +284,11 @@ def battery(settings: Settings) -> list[Check]:
         Check("cycle under load is application-consistent", _main_cycle),
         Check("quiesce probe", _quiesce),
         Check("liveness after post-script", _liveness),
+        *(
+            [Check(f"worst-case window: capture held {settings.worst_window_s:g} s", _worst_window)]
+            if settings.worst_window_s > 0
+            else []
+        ),
         Check("fault: pre-script hangs past its timeout", _fault_pre_hangs),
         Check("fault: pre-script fails", _fault_pre_fails),
         Check("fault: post-script fails", _fault_post_fails),

@@ -40,17 +40,35 @@ def probes_text(run: dict[str, Any]) -> str:
     probes = [p for p in run.get("probes") or [] if isinstance(p, dict)]
     out = ""
     for kind, label in (("quiesce", "quiesce"), ("liveness", "live")):
-        parts = [_probe_outcome(p) for p in probes if p.get("probe") == kind]
+        by_role: dict[str, list[dict[str, Any]]] = {}
+        for p in probes:
+            if p.get("probe") == kind:
+                by_role.setdefault(str(p.get("role") or ""), []).append(p)
+        parts = [_role_outcomes(role, ps) for role, ps in by_role.items()]
         if parts:
             out += f" | {label} {', '.join(parts)}"
     return out
 
 
+def _role_outcomes(role: str, probes: list[dict[str, Any]]) -> str:
+    """One role's probes across the window: ``app blocked, accepted at +8.2 s`` (each change
+    of outcome with when it was first seen, in seconds after the pre-script's end)."""
+    changes: list[tuple[str, Any]] = []
+    for p in probes:
+        outcome = _probe_outcome(p)
+        if not changes or changes[-1][0] != outcome:
+            changes.append((outcome, p.get("after_pre_s")))
+    text = changes[0][0] + "".join(
+        f", {o} at +{t:.1f} s" if isinstance(t, (int, float)) else f", then {o}"
+        for o, t in changes[1:]
+    )
+    return f"{role} {text}" if role else text
+
+
 def _probe_outcome(p: dict[str, Any]) -> str:
-    outcome = str(p.get("result", "?"))
     if p.get("probe") == "liveness" and "ok" in p:
-        outcome = "ok" if p["ok"] else "FAILED"
-    return f"{p['role']} {outcome}" if p.get("role") else outcome
+        return "ok" if p["ok"] else "FAILED"
+    return str(p.get("result", "?"))
 
 
 def explain(run: dict[str, Any], expected: str) -> str:

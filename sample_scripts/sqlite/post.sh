@@ -7,8 +7,19 @@ if [ ! -p "$STATE/release" ]; then
   echo "post: no lock holder (pre-script did not take the lock); nothing to release"
   exit 0
 fi
-# Opening the FIFO for writing does not block: the holder has it open for reading.
-echo release > "$STATE/release"
+if grep -q RELEASED "$STATE/holder.out" 2>/dev/null; then
+  echo "post: the watchdog released the lock before the post-script ran;" \
+       "the snapshot may not have been covered by it" >&2
+  rm -rf "$STATE"
+  exit 1
+fi
+# The holder reads the FIFO until its watchdog gives up; after that an open for writing would
+# wait for a reader forever, so give up after 5 s: the lock was released early.
+if ! timeout 5 sh -c 'echo release > "$1"' _ "$STATE/release"; then
+  echo "post: the holder is gone: its watchdog released the lock before the post-script" >&2
+  rm -rf "$STATE"
+  exit 1
+fi
 i=0
 while ! grep -q RELEASED "$STATE/holder.out" 2>/dev/null; do
   i=$((i + 1))

@@ -23,6 +23,7 @@ must all be 100 %.
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 from collections.abc import Callable
@@ -362,3 +363,40 @@ def test_sqlite_copy_torn_across_a_checkpoint_is_caught(
         assert o["acked_missing"], why
     else:  # inconsistent: integrity_check or the invariants failed
         assert o["integrity_ok"] is False or o["invariants_ok"] is False, why
+
+
+# --------------------------------------------------------------------------- the window
+
+
+def test_sqlite_lock_whose_watchdog_is_shorter_than_the_window_is_caught(
+    tmp_path: Path, root_required: None
+) -> None:
+    """The correct SQLite pair, with its lock holder's watchdog set to 2 s (preScriptParams):
+    the lock outlives the moment the freeze lands right after the pre-script, and is gone
+    when the capture of the disks is held 6 s longer (``window_s``, the battery's worst-case
+    window item): the probe at the window's end is accepted, and the post-script finds the
+    lock already released. The same cycle without the window is application-consistent: it
+    is the length of the window that the script does not survive, not chance.
+    """
+    require("sqlite")
+    results = {}
+    for window in (0.0, 6.0):
+        (tmp_path / f"w{window:g}").mkdir()
+        settings = cycle_settings(tmp_path / f"w{window:g}", "sqlite", quiesce="lock")
+        assert settings.config is not None
+        config = json.loads(settings.config.read_text())
+        config["preScriptParams"] = ["/var/lib/app/app.db", "2"]
+        settings.config.write_text(json.dumps(config))
+        results[window] = run(settings.with_(window_s=window)).to_dict()
+    held, window = results[0.0], results[6.0]
+    assert held["verdict"] == oracle.APPLICATION, evidence(held)
+    why = evidence(window)
+    assert window["verdict"] == oracle.CRASH and window["error"] == "", why
+    probes = [p for p in window["probes"] if p["probe"] == "quiesce"]
+    assert [p["result"] for p in probes if p["at"] == "the pre-script's end"] == ["blocked"] * 2
+    last = [p for p in probes if "worst case" in p["at"]]
+    assert last and all(p["result"] == "accepted" for p in last), why
+    assert all(p["after_pre_s"] >= 6.0 for p in last), why
+    assert any("6.0" in r or "after the pre-script ended" in r for r in window["reasons"]), why
+    assert window["scripts"]["post"]["exit_code"] == 1, why  # the watchdog had released it
+    assert any(t["phase"] == "window" for t in window["timeline"]), why

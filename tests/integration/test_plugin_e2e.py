@@ -113,8 +113,9 @@ def test_lock_released_by_the_pre_script_fails_the_quiesce_check(
     result.stdout.fnmatch_lines(
         [
             "*_ vmsnap: quiesce probe _*",
-            "a write on a fresh connection was accepted between the end of the pre-script and "
-            "the snapshot, although the scripts claim to hold a lock (vmsnap_quiesce = lock).",
+            "quiesce probe: a write on a fresh connection was accepted at the pre-script's end "
+            "while the scripts claimed to hold a lock",
+            "  (vmsnap_quiesce = lock: the scripts claim to hold a lock)",
             "  probe: *",
             "    -> Keep the lock in a session that outlives the pre-script*",
             "FAILED vmsnap::quiesce probe - *",
@@ -123,6 +124,34 @@ def test_lock_released_by_the_pre_script_fails_the_quiesce_check(
     out = result.stdout.str() + result.stderr.str()
     assert "Traceback" not in out
     assert leftovers([reports(pytester)["main"]["tag"]]) == []
+
+
+@pytest.mark.catch
+def test_worst_case_window_item_catches_a_watchdog_shorter_than_the_window(
+    pytester: pytest.Pytester, root_required: None
+) -> None:
+    """The battery's worst-case window item holds the capture ``vmsnap_worst_window`` seconds
+    longer: the bundled pair passes with its 120 s watchdog and fails, with the moment the lock
+    was gone, when its watchdog is 2 s."""
+    project = _project(pytester, vmsnap_worst_window="4", vmsnap_pacing="prompt")
+    result = run_pytest(project, "--vmsnap", "-k", "worst")
+    result.assert_outcomes(passed=1)
+    result.stdout.fnmatch_lines(["window: application-consistent | *"])
+    config = project.path / "backup/VMSnapshotScriptPluginConfig.json"
+    data = json.loads(config.read_text())
+    data["preScriptParams"] = [data["preScriptParams"][0], "2"]
+    config.write_text(json.dumps(data))
+    result = run_pytest(project, "--vmsnap", "-k", "worst")
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(
+        [
+            "*_ vmsnap: worst-case window: capture held 4 s _*",
+            "with the capture held 4 s longer (a slow freeze or host snapshot): quiesce probe: "
+            "a write on a fresh connection was accepted at * s after the pre-script ended*",
+            "*give its watchdog more time than the longest snapshot window.",
+        ]
+    )
+    assert "Traceback" not in result.stdout.str() + result.stderr.str()
 
 
 TIMING_CONFTEST = """

@@ -385,7 +385,8 @@ def test_failed_cycle_check_explains_without_a_traceback(
             "expected application-consistent, got crash-consistent (framework status 1, *",
             "  why: canned: crash-consistent",
             "*_ vmsnap: quiesce probe _*",
-            "a write on a fresh connection was accepted between the end of the pre-script*",
+            "quiesce probe: a write on a fresh connection was accepted*",
+            "  (vmsnap_quiesce = lock: the scripts claim to hold a lock)",
             "*_ vmsnap: liveness after post-script _*",
             "after the post-script the application could not write within the bound: refused*",
         ]

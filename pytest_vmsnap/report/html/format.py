@@ -37,13 +37,26 @@ VERDICT_MEANING = {
     "error": "the harness could not finish the cycle (the message says why): nothing is "
     "known about the scripts",
 }
-PHASES = ("precheck", "pre", "freeze-wait", "freeze", "frozen-poll", "snapshot", "thaw", "post")
+PHASES = (
+    "precheck",
+    "pre",
+    "freeze-wait",
+    "window",
+    "freeze",
+    "frozen-poll",
+    "snapshot",
+    "thaw",
+    "post",
+)
 PACED_PHASES = ("freeze-wait", "frozen-poll")
 """The extension's own waits around the freeze: in the timeline of faithful pacing only."""
+OPTIONAL_PHASES = (*PACED_PHASES, "window")
+"""Rows of the timeline only when the cycle had them (``window``: ``window_s`` held)."""
 PHASE_LABEL = {
     "precheck": "pre-check",
     "pre": "pre-script",
     "freeze-wait": "3 s before the freeze",
+    "window": "capture held (window)",
     "freeze": "freeze",
     "frozen-poll": "frozen, until the 2 s poll notices",
     "snapshot": "snapshot",
@@ -54,6 +67,7 @@ PHASE_COLOR = {
     "precheck": "#8c959f",
     "pre": "#2f6eb5",
     "freeze-wait": "#b6c7d8",
+    "window": "#d8c7a0",
     "freeze": "#3a9bd9",
     "frozen-poll": "#9fd3f0",
     "snapshot": "#7c4dbd",

@@ -11,7 +11,7 @@ from .format import (
     MAX_POINTS,
     NEUTRAL_COLOR,
     OK_COLOR,
-    PACED_PHASES,
+    OPTIONAL_PHASES,
     PHASE_COLOR,
     PHASE_LABEL,
     PHASES,
@@ -149,7 +149,7 @@ def _legend(run: dict[str, Any]) -> str:
     items = [
         f"{swatch(PHASE_COLOR[p])}{esc(PHASE_LABEL[p])}"
         for p in PHASES
-        if p not in PACED_PHASES or p in shown
+        if p not in OPTIONAL_PHASES or p in shown
     ]
     items.append('<span class="sw frozen"></span>frozen window')
     items.append(
@@ -260,7 +260,7 @@ def _timeline_svg(
     top = 30
     present = {name for name, _, _ in phases}
     # The extension's waits around the freeze exist only in faithful pacing: rows only then.
-    rows = [p for p in PHASES if p not in PACED_PHASES or p in present]
+    rows = [p for p in PHASES if p not in OPTIONAL_PHASES or p in present]
     if zoom:  # the window around the freeze, in timeline order
         rows = [p for p in rows if p not in ("precheck",)]
     extra_phases = [name for name, _, _ in phases if name not in PHASES]
