@@ -352,8 +352,9 @@ def _one(s: Scenario, work: Path, host_ns: set[str], vm: str, rng: random.Random
             peak = int((cgroup / "memory.max_usage_in_bytes").read_text()) >> 20
             fails = int((cgroup / "memory.failcnt").read_text())
     # Squeezed, the kernel may kill one of the VM's processes (a probe, the agent): a run
-    # that then says what it could not check (an error, or a reason "unproven") is honest.
-    said = bool(d.get("error")) or any("unproven" in r for r in d.get("reasons", []))
+    # that then says what it could not check (an error, a probe that could not be made) is
+    # honest.
+    said = bool(d.get("error")) or verdict == "error"
     wrong = s.expect is not None and verdict not in s.expect and not (s.squeeze and said)
     why = d.get("error") or "; ".join(d.get("reasons", []))
     note = f"got {verdict}: {why[:160]}" if wrong else ""

@@ -20,6 +20,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from .locks import file_key, read_lock_table
 from .sqlite import DB as SQLITE_DB
 
 STOP_TRIES = 500
@@ -36,54 +37,13 @@ class Checkpoint:
     force: Callable[[], dict[str, Any]]
 
 
-@dataclass(frozen=True)
-class Lock:
-    """One POSIX byte-range lock of the kernel's table (``/proc/locks``)."""
-
-    pid: int
-    device: tuple[int, int]
-    inode: int
-    start: int
-    end: int
-
-
-def lock_table(text: str) -> list[Lock]:
-    """The granted POSIX locks of a ``/proc/locks`` text (waiters, marked ``->``, left out)."""
-    out = []
-    for line in text.splitlines():
-        # "1: POSIX  ADVISORY  WRITE 9263 fe:00:2146368 120 120"
-        f = line.split()
-        if len(f) < 8 or f[1] != "POSIX":
-            continue
-        try:
-            major, minor, inode = f[5].split(":")
-            end = (1 << 63) if f[7] == "EOF" else int(f[7])
-            out.append(
-                Lock(int(f[4]), (int(major, 16), int(minor, 16)), int(inode), int(f[6]), end)
-            )
-        except ValueError:
-            continue
-    return out
-
-
 def _busy(pids: set[int], spans: tuple[tuple[str, int, int], ...]) -> bool:
     """Whether one of ``pids`` holds a lock inside one of ``spans``: inside a transaction."""
-    wanted = []
-    for path, first, last in spans:
-        try:
-            st = os.stat(path)
-        except OSError:
-            continue
-        wanted.append(((os.major(st.st_dev), os.minor(st.st_dev)), st.st_ino, first, last))
-    with open("/proc/locks") as f:
-        table = lock_table(f.read())
+    wanted = [(key, first, last) for path, first, last in spans if (key := file_key(path))]
     return any(
-        lock.pid in pids
-        and (lock.device, lock.inode) == (dev, ino)
-        and lock.start <= last
-        and lock.end >= first
-        for lock in table
-        for dev, ino, first, last in wanted
+        lock.pid in pids and lock.covers(key, first, last)
+        for lock in read_lock_table()
+        for key, first, last in wanted
     )
 
 

@@ -20,7 +20,7 @@ import time
 from abc import ABC, abstractmethod
 
 Outcome = tuple[str, str]
-"""``("accepted" | "blocked" | "refused", detail)``."""
+"""``("accepted" | "blocked" | "refused" | "error", detail)``; "error": the harness failed."""
 
 LOOK_AFTER_S = 0.02
 """The first look: a write that has not finished by then may be waiting on something."""
@@ -36,9 +36,34 @@ def one_line(err: BaseException | str) -> str:
     return " ".join(str(err).split())[:300]
 
 
+HARNESS_ERRORS = (
+    ImportError,
+    TypeError,
+    AttributeError,
+    NameError,
+    LookupError,
+    AssertionError,
+    NotImplementedError,
+    RecursionError,
+)
+"""Exceptions of the harness's own code or of its client library (a missing module, an
+argument the library does not take): not an answer of the store, so never "refused"."""
+
+
+def harness_fault(err: BaseException) -> str | None:
+    """The probe's "error" detail when ``err`` is the harness's own failure, else None."""
+    if isinstance(err, HARNESS_ERRORS):
+        return f"the harness's probe failed: {type(err).__name__}: {one_line(err)}"
+    return None
+
+
 def no_connection(err: BaseException, took_s: float, timeout_s: float) -> Outcome:
-    """A probe that could not even connect: blocked when the store gave no answer within the
-    timeout (``CLIENT PAUSE ALL`` holds a handshake too), refused when it said no at once."""
+    """A probe that could not even connect: "error" when the harness failed (its client
+    library, say), blocked when the store gave no answer within the timeout (``CLIENT PAUSE
+    ALL`` holds a handshake too), refused when it said no at once."""
+    fault = harness_fault(err)
+    if fault:
+        return "error", fault
     if took_s >= timeout_s:
         return "blocked", f"no answer to a new connection within {took_s:.2f} s: {one_line(err)}"
     return "refused", f"cannot connect: {one_line(err)}"
@@ -81,7 +106,10 @@ def watch(
         try:
             outcome.append(write.attempt())
         except Exception as err:  # never leave the probe without an answer
-            outcome.append(("refused", f"{type(err).__name__}: {one_line(err)}"))
+            fault = harness_fault(err)
+            outcome.append(
+                ("error", fault) if fault else ("refused", f"{type(err).__name__}: {one_line(err)}")
+            )
 
     worker = threading.Thread(target=run, name="vmsnap-probe-write", daemon=True)
     began = time.monotonic()

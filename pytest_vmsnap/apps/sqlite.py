@@ -10,7 +10,6 @@ writing the same file, with the same client; the workload runs it as a process o
 
 from __future__ import annotations
 
-import contextlib
 import os
 import sqlite3
 import threading
@@ -33,6 +32,7 @@ from .base import (
     State,
     VmLike,
 )
+from .locks import file_key, read_lock_table
 from .probewrite import ProbeWrite
 
 DB = "/var/lib/app/app.db"
@@ -134,36 +134,21 @@ def write_lock_holder(db: str, locks: str = "/proc/locks") -> str | None:
     """Which other process holds ``db``'s write lock, from the kernel's lock table; None when
     none does. This process and the workload (whose transactions take the lock for a moment
     each) do not count."""
-    ranges: dict[tuple[int, int, int], tuple[int, int]] = {}
-    for suffix, span in _WRITE_LOCKS.items():
-        with contextlib.suppress(OSError):
-            st = os.stat(db + suffix)
-            ranges[(os.major(st.st_dev), os.minor(st.st_dev), st.st_ino)] = span
-    if not ranges:
+    spans = [(key, span) for suffix, span in _WRITE_LOCKS.items() if (key := file_key(db + suffix))]
+    if not spans:
         return None
-    with open(locks) as table:
-        lines = table.read().splitlines()
-    for line in lines:
-        # "1: POSIX  ADVISORY  WRITE 9263 fe:00:2146368 120 120" ("->" marks a waiter)
-        f = line.split()
-        if len(f) < 8 or f[1] == "->" or f[3] != "WRITE":
+    for lock in read_lock_table(locks):
+        if lock.kind != "WRITE" or lock.pid <= 0 or lock.pid == os.getpid():
+            continue
+        if not any(lock.covers(key, *span) for key, span in spans):
             continue
         try:
-            pid = int(f[4])
-            major, minor, inode = f[5].split(":")
-            held = ranges.get((int(major, 16), int(minor, 16), int(inode)))
-            start, end = int(f[6]), (1 << 63) if f[7] == "EOF" else int(f[7])
-        except ValueError:
-            continue
-        if held is None or end < held[0] or start > held[1] or pid <= 0 or pid == os.getpid():
-            continue
-        try:
-            if Path(f"/proc/{pid}/comm").read_text().strip() == WORKLOAD_PROCESS_NAME:
+            if Path(f"/proc/{lock.pid}/comm").read_text().strip() == WORKLOAD_PROCESS_NAME:
                 continue
-            cmd = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+            cmd = Path(f"/proc/{lock.pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
         except OSError:
             continue  # it just ended
-        return f"the write lock of {db} is held by PID {pid} ({' '.join(cmd.split())[:120]})"
+        return f"the write lock of {db} is held by PID {lock.pid} ({' '.join(cmd.split())[:120]})"
     return None
 
 

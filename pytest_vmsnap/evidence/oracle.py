@@ -75,6 +75,9 @@ class Evidence:
     liveness: dict[str, Any] | None = None
     """The liveness probe that decides: the first role's that failed, else the first."""
     liveness_probes: list[dict[str, Any]] = field(default_factory=list)
+    probe_errors: list[str] = field(default_factory=list)
+    """Probes the harness could not make (their process killed, a client library missing):
+    the verdict is then ``error``."""
     notes: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
@@ -98,6 +101,7 @@ class Evidence:
             "liveness_ok": self.liveness_ok,
             "liveness": self.liveness,
             "liveness_probes": self.liveness_probes,
+            "probe_errors": self.probe_errors,
             "notes": self.notes,
         }
 
@@ -131,6 +135,13 @@ def judge_probes(
         evidence.notes.append(f"{READ_ONLY_ONLY} (quiesce = {quiesce}: reported, not judged)")
     lives = _with_roles(liveness)
     evidence.liveness_probes = lives
+    evidence.probe_errors = [
+        f"the {kind} probe ({p['role']}{', at ' + p['at'] if p.get('at') else ''}) could not "
+        f"be made: {p.get('error') or p.get('detail')}"
+        for kind, records in (("quiesce", probes), ("liveness", lives))
+        for p in records
+        if p.get("result") == "error"
+    ]
     evidence.liveness = _deciding(lives, lambda p: bool(p.get("ok")))
     if lives:
         evidence.liveness_ok = all(bool(p.get("ok")) for p in lives)
@@ -224,6 +235,27 @@ def decide(
     ceiling_reason: str = "directory stand-in without freeze: never better than crash-consistent",
 ) -> Verdict:
     """The verdict from the evidence (see the module docstring)."""
+    if evidence.probe_errors:
+        # The harness failed, not the scripts: nothing it would say about them is proof.
+        rest = _decide(evidence, taken, status, why_not_taken, ceiling, ceiling_reason)
+        without = f"without the failed probe the evidence reads {rest.verdict}"
+        return Verdict(
+            ERROR,
+            [f"harness: {e}" for e in evidence.probe_errors]
+            + [f"{without}: {'; '.join(rest.reasons[:2])}"],
+            evidence,
+        )
+    return _decide(evidence, taken, status, why_not_taken, ceiling, ceiling_reason)
+
+
+def _decide(
+    evidence: Evidence,
+    taken: bool,
+    status: int,
+    why_not_taken: str,
+    ceiling: str | None,
+    ceiling_reason: str,
+) -> Verdict:
     if not taken:
         return Verdict(NOT_TAKEN, [why_not_taken or "the framework took no snapshot"], evidence)
     if not evidence.started:

@@ -13,7 +13,9 @@ probe (writes must succeed again within the bound).
 restored store.
 
 A probe's answer carries its ``role``; a refused write also says whether the store refused it
-only for being read-only (``read_only``), which a privileged writer may ignore.
+only for being read-only (``read_only``), which a privileged writer may ignore. A probe the
+harness itself failed to make (its client library missing, say) is ``"error"``, never
+"refused": the oracle's verdict is then ``error``.
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ import time
 
 from ..apps import get_app
 from ..apps.base import APP_ROLE, ROLES, Role
-from ..apps.probewrite import no_connection
+from ..apps.probewrite import harness_fault, no_connection, one_line
 
 
 def probe_write(app: str, timeout_s: float, role: Role = APP_ROLE) -> dict[str, object]:
@@ -42,7 +44,8 @@ def probe_write(app: str, timeout_s: float, role: Role = APP_ROLE) -> dict[str, 
     try:
         result, detail = client.probe_write(timeout_s)
     except Exception as err:
-        result, detail = "refused", " ".join(str(err).split())[:300]
+        fault = harness_fault(err)
+        result, detail = ("error", fault) if fault else ("refused", one_line(err))
     finally:
         with contextlib.suppress(Exception):
             client.close()
@@ -53,7 +56,7 @@ def probe_write(app: str, timeout_s: float, role: Role = APP_ROLE) -> dict[str, 
 def _answer(
     role: Role, result: str, detail: str, began: float, took: float, *, read_only: bool
 ) -> dict[str, object]:
-    return {
+    answer: dict[str, object] = {
         "role": role,
         "result": result,
         "detail": detail,
@@ -61,6 +64,9 @@ def _answer(
         "t0": began,
         "latency_s": round(took, 4),
     }
+    if result == "error":
+        answer["error"] = detail
+    return answer
 
 
 def probe_live(
@@ -75,8 +81,8 @@ def probe_live(
         last = probe_write(app, step_timeout_s, role)
         elapsed = time.monotonic() - began
         ok = last["result"] == "accepted"
-        if ok or elapsed >= bound_s:
-            return {
+        if ok or elapsed >= bound_s or last["result"] == "error":
+            answer: dict[str, object] = {
                 "role": role,
                 "ok": ok,
                 "after_s": round(elapsed, 4),
@@ -84,6 +90,9 @@ def probe_live(
                 "t0": began,
                 "last": last,
             }
+            if last["result"] == "error":  # the harness failed: retrying proves nothing
+                answer.update(result="error", error=last["error"])
+            return answer
         time.sleep(0.1)
 
 

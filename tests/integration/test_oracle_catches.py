@@ -85,7 +85,9 @@ def test_mariadb_ftwrl_released_on_exit_is_caught(tmp_path: Path, root_required:
     there), and the restored MyISAM table is reported by CHECK TABLE as "not closed properly"
     (it was open for writing when the file system was frozen: MyISAM has no crash recovery,
     only repair). InnoDB replays its redo log (recorded, not held against the snapshot) and
-    every acknowledged write is there, so the verdict is crash-consistent, not worse.
+    every acknowledged write is there. The verdict is crash-consistent, or inconsistent when
+    the MyISAM table was caught mid-write by both writers (CHECK TABLE: "Corrupt", its index
+    one key ahead of its data).
     """
     require("mariadb")
     settings = cycle_settings(
@@ -98,12 +100,13 @@ def test_mariadb_ftwrl_released_on_exit_is_caught(tmp_path: Path, root_required:
     d, results = until_caught(settings, label="mariadb FTWRL released on exit")
     why = caught(d, results)
     o = d["oracle"]
-    assert d["verdict"] == oracle.CRASH, why
+    assert d["verdict"] in (oracle.CRASH, oracle.INCONSISTENT), why
     assert d["status"] == 0, why  # the framework itself saw nothing wrong
     assert o["quiesce_probe"]["result"] == "accepted" and o["quiesce_probe_ok"] is False, why
-    assert any("quiesce probe" in r for r in d["reasons"]), why
-    assert o["repair_needed"] is True, why
+    assert o["repair_needed"] is True or o["integrity_ok"] is False, why
     assert any("vmsnap_events" in n and "closed" in n for n in o["notes"]), why
+    if d["verdict"] == oracle.CRASH:
+        assert any("quiesce probe" in r for r in d["reasons"]), why
     assert o["acked_missing"] == 0 and o["invariants_ok"] is True, why
 
 

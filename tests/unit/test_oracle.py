@@ -147,16 +147,43 @@ def test_unreadable_state_is_inconsistent() -> None:
     assert v.verdict == oracle.INCONSISTENT
 
 
-def test_a_probe_that_could_not_be_made_is_unproven_not_blamed_on_the_scripts() -> None:
-    """A probe whose process died (the OOM killer, under a squeezed memory limit) keeps the
-    verdict below application-consistent, and the reason says the check could not be made."""
+def test_a_probe_that_could_not_be_made_is_a_harness_error_not_blamed_on_the_scripts() -> None:
+    """A probe whose process died (the OOM killer, under a squeezed memory limit) or whose
+    client library failed is the harness's failure: the verdict is ``error``, the reasons
+    say which probe could not be made and what the rest of the evidence reads."""
     failed = {"result": "error", "error": "its process ended without an answer (killed by 9)"}
     ev = evidence()
     oracle.judge_probes(ev, "lock", failed, failed)
     v = oracle.decide(ev, taken=True, status=0)
-    assert v.verdict == oracle.CRASH
-    assert "could not be made" in v.reasons[0] and "unproven" in v.reasons[0]
-    assert "could not be made" in v.reasons[1] and "left locked" not in v.reasons[1]
+    assert v.verdict == oracle.ERROR
+    assert v.reasons[0].startswith("harness: the quiesce probe (app) could not be made: its")
+    assert v.reasons[1].startswith("harness: the liveness probe (app) could not be made")
+    assert v.reasons[2].startswith("without the failed probe the evidence reads crash-consistent")
+    assert "unproven" in v.reasons[2] and "left locked" not in v.reasons[2]
+    assert ev.to_dict()["probe_errors"] == [r.removeprefix("harness: ") for r in v.reasons[:2]]
+
+
+def test_a_probe_whose_client_library_fails_is_error_never_refused() -> None:
+    """Issue 11: the harness's own failure (a client library that rejects an argument, a
+    missing module) is not the store refusing a write, which would pass a lock check."""
+    from pytest_vmsnap.apps.probewrite import no_connection, watch
+
+    result, detail = no_connection(TypeError("unexpected keyword 'lib_name'"), 0.01, 1.0)
+    assert result == "error" and "TypeError" in detail
+    assert no_connection(ConnectionRefusedError("refused"), 0.01, 1.0)[0] == "refused"
+
+    class Broken:
+        def attempt(self) -> tuple[str, str]:
+            raise ModuleNotFoundError("No module named 'psycopg'")
+
+        def waiting_on(self) -> None:
+            return None
+
+        def abandon(self) -> None: ...
+
+        def close(self) -> None: ...
+
+    assert watch(Broken(), 1.0)[0] == "error"  # type: ignore[arg-type]
 
 
 def test_a_harness_that_cannot_run_the_cycle_says_error_not_not_taken(tmp_path: Path) -> None:

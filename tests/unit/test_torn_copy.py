@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from pytest_vmsnap.apps.checkpoint import Lock, lock_table
+from pytest_vmsnap.apps.locks import Lock, lock_table
 from pytest_vmsnap.settings import Settings
 from pytest_vmsnap.vm.snapshot.parts import Part, copy_in_parts, data_segments, minus
 
@@ -101,9 +101,13 @@ def test_lock_table_reads_granted_posix_locks_only() -> None:
         "garbage\n"
     )
     assert lock_table(text) == [
-        Lock(9263, (0xFE, 0), 2146368, 120, 120),
-        Lock(9263, (0xFE, 1), 77, 128, 1 << 63),
+        Lock(9263, "WRITE", (0xFE, 0), 2146368, 120, 120),
+        Lock(9263, "READ", (0xFE, 1), 77, 128, 1 << 63),
     ]
+    shm = ((0xFE, 0), 2146368)
+    assert lock_table(text)[0].covers(shm, 120, 127)
+    assert not lock_table(text)[0].covers(shm, 121, 127)
+    assert not lock_table(text)[1].covers(shm, 0, 1 << 63)
 
 
 def test_torn_copy_needs_the_copy_backend() -> None:
