@@ -54,6 +54,11 @@ def test_disk_mounted_at_its_real_path(pg_vm: ct.ContainerVM) -> None:
     assert [line.split(":")[1].strip() for line in links.splitlines()] == ["lo"]
     labels = pg_vm._tc.get_wrapped_container().labels
     assert labels[LABEL_TAG] == pg_vm.tag and labels["vmsnap.vm"] == "pgvm"
+    # Its own host name, which resolves inside (Docker's network-none hosts file lacks it).
+    name = pg_vm.run(["hostname"]).stdout.decode().strip()
+    assert name and name != os.uname().nodename
+    resolved = pg_vm.run(["getent", "hosts", name], check=False)
+    assert resolved.returncode == 0 and name in resolved.stdout.decode(), resolved
 
 
 def test_run_uses_debian_python_and_reports_failures(pg_vm: ct.ContainerVM) -> None:
