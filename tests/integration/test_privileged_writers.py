@@ -29,6 +29,8 @@ from appcycle import cycle_settings, evidence, require
 from pytest_vmsnap.cycle.run import run
 from pytest_vmsnap.evidence import oracle
 
+pytestmark = pytest.mark.catch
+
 READ_ONLY_PRE = """#!/bin/sh
 # Test script (BROKEN on purpose): FLUSH TABLES WITH READ LOCK and read_only in one client that
 # exits at once. The lock belongs to that session and ends with it; only read_only stays, which
