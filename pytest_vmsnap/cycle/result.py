@@ -134,6 +134,28 @@ class RunResult:
         """The framework's health code (None when no cycle ran)."""
         return self.cycle.health_code if self.cycle else None
 
+    @property
+    def disagreement(self) -> str:
+        """When the framework reported an application-consistent snapshot and the oracle
+        judged the restored copy lower: both, in one sentence (``consistency`` and
+        ``message`` are the framework's words, never the verdict's). Empty otherwise."""
+        c = self.cycle
+        if (
+            c is None
+            or c.consistency != "application"
+            or self.verdict
+            in (
+                oracle.APPLICATION,
+                oracle.ERROR,
+            )
+        ):
+            return ""
+        why = self.reasons[0] if self.reasons else ""
+        return (
+            f"the framework reported {c.message!r} (status {c.status}); the oracle judged the "
+            f"restored copy {self.verdict}: {why}"
+        )
+
     def to_dict(self) -> dict[str, Any]:
         """The ``vmsnap run`` JSON contract (keys are added, never renamed)."""
         s = self.settings
@@ -151,6 +173,7 @@ class RunResult:
             "health_code": self.health_code,
             "consistency": c.consistency,
             "message": c.message,
+            "oracle_disagrees": self.disagreement,
             "app": s.app,
             "vm": s.vm,
             "profile": s.profile,

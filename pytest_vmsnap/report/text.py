@@ -77,6 +77,8 @@ def explain(run: dict[str, Any], expected: str) -> str:
         f"expected {expected}, got {run.get('verdict')} (framework status "
         f"{run.get('status')}, health code {run.get('health_code')})"
     ]
+    if run.get("oracle_disagrees"):
+        lines.append(f"  framework vs oracle: {run['oracle_disagrees']}")
     for reason in run.get("reasons", [])[:4]:
         lines.append(f"  why: {reason}")
     seen = set()

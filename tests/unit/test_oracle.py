@@ -336,3 +336,26 @@ def test_read_only_refusals_are_told_from_other_refusals() -> None:
     assert not postgres.read_only("42501: permission denied for table vmsnap_probe")
     for app in ("sqlite", "redis"):
         assert not get_app(app).read_only("ReadOnlyError: You can't write against a replica")
+
+
+def test_the_framework_and_the_oracle_disagreeing_is_said_in_one_sentence() -> None:
+    """Issue 11: ``consistency`` and ``message`` are the framework's words; when the oracle
+    judges the restored copy lower, ``oracle_disagrees`` says both and why."""
+    from pytest_vmsnap.cycle.protocol import CycleRecord
+    from pytest_vmsnap.cycle.result import RunResult
+    from pytest_vmsnap.report.text import explain
+    from pytest_vmsnap.settings import Settings
+
+    record = CycleRecord(0, 0, "application-consistent snapshot", consistency="application")
+    r = RunResult(Settings(), cycle=record, verdict=oracle.CRASH, reasons=["quiesce probe: x"])
+    d = r.to_dict()
+    assert d["consistency"] == "application" and d["verdict"] == oracle.CRASH
+    assert d["oracle_disagrees"] == (
+        "the framework reported 'application-consistent snapshot' (status 0); the oracle "
+        "judged the restored copy crash-consistent: quiesce probe: x"
+    )
+    assert "framework vs oracle: the framework reported" in explain(d, oracle.APPLICATION)
+    agree = RunResult(Settings(), cycle=record, verdict=oracle.APPLICATION).to_dict()
+    assert agree["oracle_disagrees"] == ""
+    fs_only = CycleRecord(1, 0, "file-system consistent snapshot", consistency="crash")
+    assert RunResult(Settings(), cycle=fs_only, verdict=oracle.CRASH).disagreement == ""
