@@ -9,8 +9,11 @@ disk, prompt pacing so the extension's poll waits do not dominate), and the medi
   (everything after the database is up and loaded, up to the verdict);
 - frozen window, and the framework's own part (pre-check to post-script end).
 
-Targets on these 2-core machines (issue 4): SQLite under 1 s, PostgreSQL under 3 s, MariaDB
-under 4 s, Redis under 1 s. Usage: ``python3 bench/bench_cycle.py [--runs 3] [--apps ...]``.
+Targets on these 2-core machines (issue 4), in prompt pacing: SQLite under 1 s, PostgreSQL
+under 3 s, MariaDB under 4 s, Redis under 1 s. ``--pacing faithful`` measures the extension's
+own timing (its polls, the 3 s before the freeze, the 2 s "frozen" poll: the default of
+``vmsnap run`` and the battery), ``--pacing both`` prints both and what the real timing adds.
+Usage: ``python3 bench/bench_cycle.py [--runs 3] [--apps ...] [--pacing prompt|faithful|both]``.
 """
 
 from __future__ import annotations
@@ -38,7 +41,7 @@ CONFIG = """{{"preScriptLocation": "/etc/azure/{app}/pre.sh",
  "fsFreezeEnabled": true}}"""
 
 
-def files(app: str, tmp: Path) -> Settings:
+def files(app: str, tmp: Path, pacing: str = "prompt") -> Settings:
     """The app's correct sample scripts and a config pointing at them, with proper modes."""
     config = tmp / f"{app}.json"
     config.write_text(CONFIG.format(app=app))
@@ -54,7 +57,7 @@ def files(app: str, tmp: Path) -> Settings:
         pre=scripts["pre.sh"],
         post=scripts["post.sh"],
         app=app,
-        pacing="prompt",
+        pacing=pacing,
         workload_seconds=0.4,
     )
 
@@ -97,27 +100,36 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--apps", nargs="*", default=list(TARGETS))
+    parser.add_argument("--pacing", choices=("prompt", "faithful", "both"), default="prompt")
     args = parser.parse_args()
+    pacings = ("prompt", "faithful") if args.pacing == "both" else (args.pacing,)
     rows = []
     with tempfile.TemporaryDirectory(prefix="vmsnap-bench-") as tmp:
         for app in args.apps:
-            settings = files(app, Path(tmp))
-            samples = [one(settings) for _ in range(args.runs)]
-            med = {k: statistics.median(s[k] for s in samples) for k in samples[0]}
-            rows.append((app, med))
+            for pacing in pacings:
+                settings = files(app, Path(tmp), pacing)
+                samples = [one(settings) for _ in range(args.runs)]
+                med = {k: statistics.median(s[k] for s in samples) for k in samples[0]}
+                rows.append((app, pacing, med))
     print(f"full cycle, median of {args.runs} (seconds; frozen in ms)")
     print(
         "cycle = lint + framework (pre-check .. post, includes the quiesce probe's wait) + "
         "liveness + restore + verify + other (stops, teardown)"
     )
     cols = ("setup", "cycle", "lint", "framework", "probe", "live", "restore", "verify", "other")
-    print(f"{'app':9}" + "".join(f"{c:>10}" for c in cols) + f"{'frozen':>8}  target")
-    for app, m in rows:
-        mark = "ok" if m["cycle"] < TARGETS[app] else "MISSED"
+    print(f"{'app':9}{'pacing':>9}" + "".join(f"{c:>10}" for c in cols) + f"{'frozen':>8}  target")
+    prompt_cycle = {}
+    for app, pacing, m in rows:
+        if pacing == "prompt":
+            prompt_cycle[app] = m["cycle"]
+            mark = f"< {TARGETS[app]:.0f} s " + ("ok" if m["cycle"] < TARGETS[app] else "MISSED")
+        else:
+            added = m["cycle"] - prompt_cycle[app] if app in prompt_cycle else None
+            mark = f"+{added:.1f} s for the real timing" if added is not None else ""
         print(
-            f"{app:9}"
+            f"{app:9}{pacing:>9}"
             + "".join(f"{m[c]:10.2f}" for c in cols)
-            + f"{m['frozen'] * 1000:8.1f}  < {TARGETS[app]:.0f} s {mark}"
+            + f"{m['frozen'] * 1000:8.1f}  {mark}"
         )
     return 0
 
