@@ -4,7 +4,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: all deps setup test unit integration lint typecheck demo bench soak catch-rate cleanup clean
+.PHONY: all deps setup test unit integration lint typecheck wheel-check demo bench soak catch-rate cleanup clean
 
 all: test
 
@@ -35,6 +35,10 @@ lint: setup
 typecheck: setup
 	@$(PY) -m mypy && $(VENV)/bin/lint-imports --no-cache
 
+## The built wheel alone: installed in a fresh venv, tested without the checkout (in `make test` too).
+wheel-check: setup
+	@bash scripts/wheel-check.sh
+
 ## The main job: `pytest --vmsnap` on the bundled SQLite example, with a summary at the end.
 demo: setup
 	@bash scripts/demo.sh
@@ -57,4 +61,4 @@ cleanup: setup
 	@$(VENV)/bin/vmsnap cleanup
 
 clean:
-	rm -rf $(VENV) build *.egg-info .coverage htmlcov vmsnap-report
+	rm -rf $(VENV) build dist .tox *.egg-info .coverage htmlcov vmsnap-report

@@ -36,13 +36,13 @@ try:
 except ImportError:  # run from a checkout without installing
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from pytest_vmsnap import data
 from pytest_vmsnap.cycle.run import run
 from pytest_vmsnap.settings import Settings
 from pytest_vmsnap.vm import names
 from pytest_vmsnap.vm.docker import images
 from pytest_vmsnap.vm.docker.engine import Engine
 
-REPO = Path(__file__).resolve().parents[1]
 CONFIG = {
     "pluginName": "ScriptRunner",
     "preScriptLocation": "/etc/azure/scripts/pre.sh",
@@ -62,7 +62,7 @@ PHASES = ("vm_build_s", "provision_s", "framework_cycle_s", "restore_start_s", "
 def settings_for(app: str, work: Path) -> Settings:
     files = {}
     for which in ("pre", "post"):
-        src = REPO / "sample_scripts" / app / f"{which}.sh"
+        src = data.sample_scripts(app) / f"{which}.sh"
         dst = work / f"{which}.sh"
         shutil.copy(src, dst)
         dst.chmod(0o700)

@@ -29,6 +29,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from pytest_vmsnap import data  # noqa: E402
 from pytest_vmsnap.cycle.run import run  # noqa: E402
 from pytest_vmsnap.cycle.stage import stage  # noqa: E402
 from pytest_vmsnap.lint import lint  # noqa: E402
@@ -49,7 +50,7 @@ def files(app: str, tmp: Path, pacing: str = "prompt") -> Settings:
     scripts = {}
     for name in ("pre.sh", "post.sh"):
         dst = tmp / f"{app}-{name}"
-        shutil.copy(REPO / "sample_scripts" / app / name, dst)
+        shutil.copy(data.sample_scripts(app) / name, dst)
         dst.chmod(0o700)
         scripts[name] = dst
     return Settings(

@@ -26,6 +26,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from pytest_vmsnap import data  # noqa: E402
 from pytest_vmsnap.vm import cleanup  # noqa: E402
 
 VICTIM = """
@@ -91,13 +92,11 @@ def main() -> int:
         return 2
     work = Path(tempfile.mkdtemp(prefix="vmsnap-bench-death-"))
     try:
-        config = json.loads(
-            (REPO / "examples/sqlite/VMSnapshotScriptPluginConfig.json").read_text()
-        )
+        config = json.loads((data.example("sqlite") / data.CONFIG_NAME).read_text())
         (work / "c.json").write_text(json.dumps(config))
         (work / "c.json").chmod(0o600)
         for name in ("pre.sh", "post.sh"):
-            shutil.copy(REPO / "sample_scripts/sqlite" / name, work / name)
+            shutil.copy(data.sample_scripts("sqlite") / name, work / name)
             (work / name).chmod(0o700)
         print("| signal | runs | exited: median | max | nothing left: median | max |")
         print("|---|---|---|---|---|---|")

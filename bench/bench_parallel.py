@@ -21,11 +21,12 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from pytest_vmsnap import data  # noqa: E402
 from pytest_vmsnap.vm import cleanup  # noqa: E402
 
 
 def _files(work: Path, app: str) -> list[str]:
-    config = json.loads((REPO / "examples/sqlite/VMSnapshotScriptPluginConfig.json").read_text())
+    config = json.loads((data.example("sqlite") / data.CONFIG_NAME).read_text())
     config.update(
         preScriptLocation=f"/etc/azure/{app}/pre.sh",
         postScriptLocation=f"/etc/azure/{app}/post.sh",
@@ -35,7 +36,7 @@ def _files(work: Path, app: str) -> list[str]:
     (work / "config.json").write_text(json.dumps(config))
     (work / "config.json").chmod(0o600)
     for name in ("pre.sh", "post.sh"):
-        shutil.copy(REPO / "sample_scripts" / app / name, work / name)
+        shutil.copy(data.sample_scripts(app) / name, work / name)
         (work / name).chmod(0o700)
     return ["--config", str(work / "config.json"), "--pre", str(work / "pre.sh"),
             "--post", str(work / "post.sh"), "--app", app]  # fmt: skip

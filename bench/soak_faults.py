@@ -46,11 +46,12 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from pytest_vmsnap import data  # noqa: E402
 from pytest_vmsnap.evidence import oracle  # noqa: E402
 from pytest_vmsnap.vm import cleanup, names  # noqa: E402
 from pytest_vmsnap.vm.linux import read_mounts, thaw  # noqa: E402
 
-SAMPLES = REPO / "sample_scripts" / "sqlite"
+SAMPLES = data.sample_scripts("sqlite")
 PRE = (SAMPLES / "pre.sh").read_text()
 POST = (SAMPLES / "post.sh").read_text()
 DB = "/var/lib/app/app.db"
@@ -157,10 +158,10 @@ class Outcome:
 
 
 def _config(work: Path) -> Path:
-    data = json.loads((REPO / "examples/sqlite/VMSnapshotScriptPluginConfig.json").read_text())
-    data.update(timeoutInSeconds=2, ScriptsExecutionPollTimeSeconds=1)
+    config = json.loads((data.example("sqlite") / data.CONFIG_NAME).read_text())
+    config.update(timeoutInSeconds=2, ScriptsExecutionPollTimeSeconds=1)
     path = work / "VMSnapshotScriptPluginConfig.json"
-    path.write_text(json.dumps(data))
+    path.write_text(json.dumps(config))
     path.chmod(0o600)
     return path
 

@@ -17,9 +17,10 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from . import version
 from .framework.profiles import PROFILES
-from .lint import lint
-from .settings import FIELDS, Field, Settings, SettingsError
+from .lint import LintReport, lint
+from .settings import BY_NAME, FIELDS, Field, Settings, SettingsError
 
 EXIT_OK = 0
 EXIT_FINDINGS = 1
@@ -30,7 +31,14 @@ exit codes:
   0  no findings: the pre-check passes and there is no warning
   1  at least one finding (an error from the pre-check, or a warning)
   2  usage error (bad option, --root not a directory, unreadable files)
+
+--config (with --pre, --post, --modes, --owner) lints your own files as `vmsnap run`
+installs them: in a scratch root, the config at /etc/azure, the scripts at the config's
+locations (without --pre/--post: the files the config names on this machine), with the
+modes --modes declares, owned by root. The findings name your files.
 """
+_LINT_FILES = ("config", "pre", "post", "modes", "owner")
+"""``vmsnap lint`` flags that install the user's files as ``vmsnap run`` does."""
 
 
 def _add_lint(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -49,7 +57,6 @@ def _add_lint(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -
     )
     parser.add_argument(
         "--root",
-        default="/",
         metavar="DIR",
         help="the machine's / (default: /, this machine); /etc/azure is read below it",
     )
@@ -60,17 +67,67 @@ def _add_lint(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -
         help="whose rules decide the errors: the extension's code (default) or the docs",
     )
     parser.add_argument("--json", action="store_true", help="print the report as JSON")
+    files = parser.add_argument_group(
+        "your files, installed as vmsnap run installs them (instead of --root)"
+    )
+    for name in _LINT_FILES:
+        f = BY_NAME[name]
+        files.add_argument(f.flag, dest=f.name, metavar=f.metavar, help=f.help)
     parser.set_defaults(func=_cmd_lint)
 
 
 def _cmd_lint(args: argparse.Namespace) -> int:
-    root = Path(args.root)
+    given = {name: getattr(args, name) for name in _LINT_FILES if getattr(args, name)}
+    if given:
+        return _lint_files(args, given)
+    root = Path(args.root or "/")
     if not root.is_dir():
         return _usage_error(f"lint: --root {args.root}: not a directory")
     try:
         report = lint(root, profile=args.profile)
     except (OSError, ValueError) as err:
         return _usage_error(f"lint: {_describe(err)}")
+    return _print_lint(args, report)
+
+
+def _lint_files(args: argparse.Namespace, given: dict[str, Any]) -> int:
+    """``vmsnap lint --config ...``: the user's files staged as ``vmsnap run`` stages them."""
+    from .cycle.lint_files import lint_files
+
+    if args.root is not None:
+        return _usage_error("lint: give --root DIR or --config FILE (with --pre/--post), not both")
+    if "config" not in given:
+        flags = ", ".join(BY_NAME[name].flag for name in given)
+        return _usage_error(f"lint: {flags}: only with --config FILE")
+    try:
+        s = Settings.from_mapping(given, base_dir=Path.cwd(), where="lint")
+    except SettingsError as err:
+        return _usage_error(str(err))
+    assert s.config is not None
+    try:
+        pre, post = _local_scripts(s.config, s.pre, s.post)
+        report = lint_files(s.config, pre, post, profile=args.profile, owner=s.owner, modes=s.modes)
+    except (OSError, ValueError) as err:  # StageError (a file missing...): one line
+        return _usage_error(f"lint: {_describe(err)}")
+    return _print_lint(args, report)
+
+
+def _local_scripts(
+    config: Path, pre: Path | None, post: Path | None
+) -> tuple[Path | None, Path | None]:
+    """``pre``/``post``, or else the config's locations read as paths on this machine, when
+    files are there (what ``vmsnap run`` and ``vmsnap lint --config`` install)."""
+    from .cycle.stage import read_locations
+
+    host_pre, host_post = read_locations(config)
+    if pre is None and host_pre and Path(host_pre).is_file():
+        pre = Path(host_pre)
+    if post is None and host_post and Path(host_post).is_file():
+        post = Path(host_post)
+    return pre, post
+
+
+def _print_lint(args: argparse.Namespace, report: LintReport) -> int:
     if args.json:
         print(json.dumps(report.to_dict(), indent=2))
     else:
@@ -125,24 +182,18 @@ def _add_field(parser: argparse.ArgumentParser, f: Field) -> None:
         choices=choices,
         default=default,
         metavar=f.metavar,
-        help=f.help + (f" (default: {default})" if default not in (None, "") else ""),
+        help=f.help + (f" (default: {default})" if default not in (None, "", ()) else ""),
     )
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
     from .cycle.run import run
-    from .cycle.stage import read_locations
     from .report.text import summary_line, write_json
 
     if not args.config.is_file():
         return _usage_error(f"run: --config {args.config}: no such file")
-    pre, post = args.pre, args.post
-    host_pre, host_post = read_locations(args.config)
     # Without --pre/--post the config's locations are read as paths on this machine.
-    if pre is None and host_pre and Path(host_pre).is_file():
-        pre = Path(host_pre)
-    if post is None and host_post and Path(host_post).is_file():
-        post = Path(host_post)
+    pre, post = _local_scripts(args.config, args.pre, args.post)
     values = {f.name: getattr(args, f.name) for f in FIELDS if f.cli}
     values.update(pre=pre, post=post)
     try:
@@ -160,6 +211,9 @@ def _cmd_run(args: argparse.Namespace) -> int:
     print(summary_line("cycle", result))
     for reason in result["reasons"]:
         print(f"  {reason}")
+    for finding in result["findings"]:
+        if finding["name"] == "FileModeRefused":  # the user's own files, and the fix
+            print(f"  {finding['message']}\n    -> {finding['action']}")
     if result["error"]:
         print(f"  harness: {result['error']}")
     try:
@@ -239,11 +293,150 @@ def _cmd_cleanup(args: argparse.Namespace) -> int:
     return EXIT_OK if report.ok else EXIT_FINDINGS
 
 
+def _add_example(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    from . import data
+
+    parser = subparsers.add_parser(
+        "example",
+        help="write a ready application repository from the bundled sample scripts",
+        description=(
+            "Write DIR/backup/ (the example's VMSnapshotScriptPluginConfig.json, mode 600, and "
+            "the application's correct pre.sh and post.sh, mode 700) and DIR/pyproject.toml "
+            "(the vmsnap_* ini keys): then `pytest --vmsnap` in DIR proves them. Without DIR, "
+            "print where the bundled examples and sample scripts (correct and broken, each bug "
+            "explained in its README.md) are."
+        ),
+    )
+    parser.add_argument("dir", nargs="?", type=Path, metavar="DIR", help="where to write")
+    parser.add_argument(
+        "--app", choices=data.apps(), default="sqlite", help="the application (default: sqlite)"
+    )
+    parser.set_defaults(func=_cmd_example)
+
+
+def _cmd_example(args: argparse.Namespace) -> int:
+    from . import data
+
+    if args.dir is None:
+        print(f"examples:       {data.example(args.app).parent}")
+        print(f"sample scripts: {data.sample_scripts()}")
+        return EXIT_OK
+    try:
+        written = data.write_example(args.app, args.dir)
+    except OSError as err:
+        return _usage_error(_describe(err))
+    for path in written.values():
+        print(path)
+    print(f"next: cd {args.dir} && pytest --vmsnap  (as root)")
+    return EXIT_OK
+
+
+_DOCTOR_EPILOG = """\
+exit codes:
+  0  every required check passed (optional ones may warn)
+  1  a required check failed: its line says what fixes it
+"""
+
+
+def _add_doctor(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    from .settings import APPS, BY_NAME
+
+    parser = subparsers.add_parser(
+        "doctor",
+        help="check that this machine can run the harness, each failure with its fix",
+        description=(
+            "Check root, the stand-in VM's tools, the kernel's file systems and namespaces, "
+            "a reflink pool, a loop device and a real freeze on a scratch file system (all "
+            "released again), each application's server, clients and Python client library, "
+            "and for the container stand-in Docker and its images (never built here). One "
+            "line per check: ok, FAIL, warn (not needed for these options) or skip."
+        ),
+        epilog=_DOCTOR_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument(
+        "--app",
+        action="append",
+        choices=APPS,
+        dest="apps",
+        help="only this application (repeat for more; default: all)",
+    )
+    for name in ("vm", "fs", "snapshot", "pg_version", "pg_bin"):
+        _add_field(parser, BY_NAME[name])
+    parser.add_argument("--json", action="store_true", help="print the checks as JSON")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log each check as it ends")
+    parser.set_defaults(func=_cmd_doctor)
+
+
+def _cmd_doctor(args: argparse.Namespace) -> int:
+    from .settings import APPS
+    from .setup.doctor import Options, run_checks
+
+    options = Options(
+        apps=tuple(args.apps or APPS),
+        vm=args.vm,
+        fs=args.fs,
+        snapshot=args.snapshot,
+        pg_version=args.pg_version,
+        pg_bin=args.pg_bin,
+    )
+    report = run_checks(options)
+    print(report.to_json() if args.json else report.format_text())
+    return EXIT_OK if report.ok else EXIT_FINDINGS
+
+
+def _add_setup(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    from .setup.packages import GROUPS, HARNESS_GROUPS
+
+    parser = subparsers.add_parser(
+        "setup",
+        help="install the Debian packages the harness needs (apt-get, as root)",
+        description=(
+            "Install the Debian packages of pytest_vmsnap/setup/debian-packages.txt that dpkg "
+            "does not list as installed: apt-get update, then apt-get install -y "
+            "--no-install-recommends with DEBIAN_FRONTEND=noninteractive, from the sources apt "
+            "is configured with; services are not started on install. Groups: "
+            f"{', '.join(GROUPS)} (default: {', '.join(HARNESS_GROUPS)})."
+        ),
+    )
+    which = parser.add_mutually_exclusive_group()
+    which.add_argument("--all", action="store_true", help="every group (what `make` installs)")
+    which.add_argument(
+        "--group", action="append", choices=GROUPS, help="only this group (repeat for more)"
+    )
+    parser.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="change nothing: say what is missing and let apt simulate the installation",
+    )
+    parser.add_argument(
+        "--print-packages", action="store_true", help="only print the packages, one per line"
+    )
+    parser.add_argument("-v", "--verbose", action="store_true", help="say what it runs")
+    parser.set_defaults(func=_cmd_setup)
+
+
+def _cmd_setup(args: argparse.Namespace) -> int:
+    from .setup.packages import GROUPS, HARNESS_GROUPS, read_list, select, setup
+
+    names = select(read_list(), GROUPS if args.all else (args.group or HARNESS_GROUPS))
+    if args.print_packages:
+        print("\n".join(names))
+        return EXIT_OK
+    result = setup(names, dry_run=args.dry_run)
+    for line in result.lines():
+        print(line, file=sys.stdout if result.ok else sys.stderr)
+    return EXIT_OK if result.ok else EXIT_FINDINGS
+
+
 # Subcommands, in help order.
 _COMMANDS: tuple[Callable[[argparse._SubParsersAction[argparse.ArgumentParser]], None], ...] = (
     _add_lint,
     _add_run,
     _add_cleanup,
+    _add_example,
+    _add_doctor,
+    _add_setup,
 )
 
 
@@ -253,6 +446,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="vmsnap",
         description="Prove Azure Linux VM-backup pre/post (quiesce) scripts correct.",
     )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {version()}")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     for add in _COMMANDS:
         add(subparsers)

@@ -10,6 +10,7 @@ face read (strings from the command line or an ini file, objects from Python) in
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
@@ -126,6 +127,9 @@ class Settings:
     quiesce probes at its start, middle and end: a slow freeze or host snapshot."""
     worst_window_s: float = 10.0
     """The battery's worst-case window item: ``window_s`` for its cycle (0: no such item)."""
+    lint_strict: bool = False
+    """The battery's lint item fails on lint warnings too, not only on the pre-check's
+    errors (without it the warnings are reported and the item passes)."""
     torn_copy: bool = False
     """``copy`` snapshots only: copy the application's files one by one, forcing its checkpoint
     between them (:mod:`pytest_vmsnap.cycle.torn_copy`): the torn copy, constructed."""
@@ -137,6 +141,18 @@ class Settings:
     env: tuple[tuple[str, str], ...] = ()
     """Variables added on purpose to the scripts' environment, which is otherwise the
     extension's (:mod:`pytest_vmsnap.framework.environment`), never the caller's."""
+    pg_version: str | None = None
+    """PostgreSQL's major version (``15``); None: the newest installed in the VM."""
+    pg_bin: str | None = None
+    """PostgreSQL's bin directory inside the VM; None: ``/usr/lib/postgresql/<version>/bin``."""
+    image: str | None = None
+    """The container stand-in's image: the user's own (their production image), with our
+    in-VM pieces added in a thin layer built locally (:mod:`pytest_vmsnap.vm.docker.layer`);
+    None: our image for the application."""
+    modes: tuple[tuple[str, int], ...] = ()
+    """The modes the config and the scripts have when deployed (``("config", 0o600), ("pre",
+    0o700), ("post", 0o700)``), given to the files installed in the VM; empty: the modes the
+    files have here (git keeps only 644 and 755)."""
     extra: dict[str, Any] = field(default_factory=dict)
 
     def with_(self, **changes: Any) -> Settings:
@@ -156,8 +172,10 @@ class Settings:
         does; :class:`SettingsError` for an unknown name or a value of the wrong type."""
         return replace(base or cls(), **read_values(values, base_dir=base_dir, where=where))
 
-    def problems(self) -> list[str]:
-        """Usage errors, one sentence each (empty when the settings are usable)."""
+    def problems(self, naming: Callable[[Field], str] | None = None) -> list[str]:
+        """Usage errors, one sentence each (empty when the settings are usable); a setting
+        is called ``naming(field)`` (default: its key; the plugin says its ini key)."""
+        label = naming or (lambda f: f.key)
         out = []
         if self.config is None:
             out.append("no config given (vmsnap_config / --vmsnap-config)")
@@ -169,19 +187,48 @@ class Settings:
         for f in FIELDS:
             value = getattr(self, f.name)
             if f.choices is not None and value not in f.choices.values():
-                out.append(f"{f.key} {value!r} is not one of {', '.join(f.choices.values())}")
+                out.append(f"{label(f)} {value!r} is not one of {', '.join(f.choices.values())}")
         if not 1 <= self.disks <= 4:
-            out.append(f"disks must be 1..4, not {self.disks}")
+            out.append(f"{label(BY_NAME['disks'])} must be 1..4, not {self.disks}")
         if self.skew_s < 0:
-            out.append(f"skew must be >= 0 seconds, not {self.skew_s}")
-        for name, value in (("window", self.window_s), ("worst_window", self.worst_window_s)):
+            out.append(f"{label(BY_NAME['skew_s'])} must be >= 0 seconds, not {self.skew_s}")
+        for name, value in (("window_s", self.window_s), ("worst_window_s", self.worst_window_s)):
             if not 0 <= value <= MAX_WINDOW_S:
                 out.append(
-                    f"{name} must be 0..{MAX_WINDOW_S:g} seconds (the freeze helper's own "
-                    f"timeout), not {value}"
+                    f"{label(BY_NAME[name])} must be 0..{MAX_WINDOW_S:g} seconds (the freeze "
+                    f"helper's own timeout), not {value}"
                 )
+        if self.image and self.vm != VmKind.CONTAINER:
+            out.append(
+                f"image {self.image} is for the container stand-in: set vm = container "
+                "(vmsnap_vm, --vm)"
+            )
         if self.torn_copy and self.snapshot != Backend.COPY:
             out.append(f"torn_copy needs the copy snapshot backend, not {self.snapshot}")
+        if self.app in APPS and self.vm in VM_KINDS and os.geteuid() == 0:
+            # Without root no database runs (the directory stand-in): nothing to install.
+            out += self._install_problems(label)
+        return out
+
+    def _install_problems(self, label: Callable[[Field], str]) -> list[str]:
+        """What this machine lacks for the app on the chosen stand-in, each with its fix: a
+        client library (``pip install 'pytest-vmsnap[apps]'``), or, for the host stand-in
+        (whose root is a view of this machine's), the server."""
+        from .apps.discover import host_problems, is_pg_version
+        from .needs import missing_libraries
+
+        out = missing_libraries(self.app, self.vm)
+        bad = []
+        if self.pg_version is not None and not is_pg_version(self.pg_version):
+            bad.append(
+                f"{label(BY_NAME['pg_version'])} {self.pg_version!r} is not a major version "
+                "such as 15 or 16"
+            )
+        if self.pg_bin is not None and not self.pg_bin.startswith("/"):
+            bad.append(f"{label(BY_NAME['pg_bin'])} {self.pg_bin!r} must be an absolute path")
+        out += bad
+        if not bad and self.vm == VmKind.HOST:
+            out += host_problems(self.app, self.pg_version, self.pg_bin)
         return out
 
 
@@ -222,8 +269,26 @@ class Field:
     def default(self) -> Any:
         return getattr(Settings(), self.name)
 
+    @property
+    def ini_type(self) -> str:
+        """The type pytest reads the ``vmsnap_<key>`` ini key with (``Parser.addini``):
+        ``int``, ``float`` and ``bool`` take typed values in pytest's native ``[tool.pytest]``
+        TOML table and strings elsewhere; ``linelist`` a list or lines; paths are ``string``
+        (one path, resolved against the ini file), so the value is never a list."""
+        if self.parse is int:
+            return "int"
+        if self.parse is float:
+            return "float"
+        if self.parse is _bool:
+            return "bool"
+        if self.parse is _env:
+            return "linelist"
+        return "string"
 
-def _bool(value: str) -> bool:
+
+def _bool(value: str | bool) -> bool:
+    if isinstance(value, bool):
+        return value
     lowered = value.strip().lower()
     if lowered in ("1", "true", "yes", "on"):
         return True
@@ -239,16 +304,53 @@ def _env(value: object) -> tuple[tuple[str, str], ...]:
     """``KEY=VALUE`` entries (one per line, or separated by ``;``), a mapping, or pairs."""
     if isinstance(value, Mapping):
         pairs = [(str(k), str(v)) for k, v in value.items()]
-    elif isinstance(value, tuple | list):  # already pairs (the default, a copy of settings)
-        pairs = [(str(k), str(v)) for k, v in value]
+    elif isinstance(value, tuple | list) and all(not isinstance(e, str) for e in value):
+        pairs = [(str(k), str(v)) for k, v in value]  # already pairs (a copy of settings)
     else:
-        entries = [e.strip() for e in re.split(r"[;\n]", str(value)) if e.strip()]
+        # A list of entries: an ini key read as a ``linelist`` (lines, or a TOML list).
+        text = "\n".join(value) if isinstance(value, list | tuple) else str(value)
+        entries = [e.strip() for e in re.split(r"[;\n]", text) if e.strip()]
         if any("=" not in e for e in entries):
             raise ValueError(value)
         pairs = [(k.strip(), v) for k, _, v in (e.partition("=") for e in entries)]
     if any(not _ENV_NAME.fullmatch(k) for k, _ in pairs):
         raise ValueError(value)
     return tuple(pairs)
+
+
+MODE_ROLES = ("config", "pre", "post")
+"""The user's files whose deployed mode ``modes`` can declare (``scripts`` means pre and post)."""
+
+
+def _modes(value: object) -> tuple[tuple[str, int], ...]:
+    """``config:600 scripts:700`` (entries separated by blanks, ``,`` or ``;``; ``scripts``
+    is ``pre`` and ``post``), a mapping of the same, or pairs; modes are octal."""
+    if isinstance(value, Mapping):
+        entries = [(str(k), v) for k, v in value.items()]
+    elif isinstance(value, tuple | list):  # already pairs (the default, a copy of settings)
+        entries = [(str(k), v) for k, v in value]
+    else:
+        words = [w for w in re.split(r"[\s,;]+", str(value)) if w]
+        if any(":" not in w for w in words):
+            raise ValueError(value)
+        entries = [(k, v) for k, _, v in (w.partition(":") for w in words)]
+    out: dict[str, int] = {}
+    for role, raw in entries:
+        mode = raw if isinstance(raw, int) else int(str(raw), 8)  # ValueError: not octal
+        if not 0 <= mode <= 0o7777 or role not in (*MODE_ROLES, "scripts"):
+            raise ValueError(value)
+        for one in ("pre", "post") if role == "scripts" else (role,):
+            out[one] = mode
+    return tuple((role, out[role]) for role in MODE_ROLES if role in out)
+
+
+def format_modes(modes: tuple[tuple[str, int], ...]) -> str:
+    """``config:600 scripts:700``: ``modes`` as the ini key takes it."""
+    found = dict(modes)
+    if "pre" in found and found.get("post") == found["pre"]:
+        parts = [f"config:{found['config']:o}"] if "config" in found else []
+        return " ".join([*parts, f"scripts:{found['pre']:o}"])
+    return " ".join(f"{role}:{mode:o}" for role, mode in modes)
 
 
 FIELDS: tuple[Field, ...] = (
@@ -336,6 +438,12 @@ FIELDS: tuple[Field, ...] = (
         metavar="S",
     ),
     Field(
+        "lint_strict",
+        "the lint item fails on lint warnings too, not only on the pre-check's errors",
+        _bool,
+        cli=False,
+    ),
+    Field(
         "torn_copy",
         "copy backend: copy the application's files one by one, its checkpoint forced between",
         _bool,
@@ -373,6 +481,33 @@ FIELDS: tuple[Field, ...] = (
         metavar="KEY=VALUE;...",
     ),
     Field(
+        "image",
+        "the container stand-in's image: your own (your production image, built or loaded "
+        "on this machine), with vmsnap's in-VM pieces added in a thin layer built here "
+        "(default: vmsnap's image for the application)",
+        metavar="NAME",
+    ),
+    Field(
+        "modes",
+        "the modes the config and scripts have when deployed, given to them in the VM "
+        "(config:600 scripts:700), for repositories where git keeps only 644/755 (default: "
+        "the files' own modes)",
+        _modes,
+        metavar="config:MODE scripts:MODE",
+    ),
+    Field(
+        "pg_version",
+        "PostgreSQL major version to run, /usr/lib/postgresql/VERSION/bin in the VM (default: "
+        "the newest installed there)",
+        metavar="VERSION",
+    ),
+    Field(
+        "pg_bin",
+        "PostgreSQL bin directory in the VM, for a build outside /usr/lib/postgresql (default: "
+        "/usr/lib/postgresql/VERSION/bin)",
+        metavar="DIR",
+    ),
+    Field(
         "report_dir",
         "directory for per-cycle JSON and the HTML report",
         Path,
@@ -404,25 +539,66 @@ def read_values(values: Mapping[str, object], *, base_dir: Path, where: str) -> 
 
 
 def _convert(f: Field, value: object, base_dir: Path, where: str) -> Any:
+    """``value`` as field ``f`` holds it; :class:`SettingsError` for a value of the wrong type
+    (a marker's ``disks=[2]`` is named here, never a TypeError later)."""
     if f.parse is Path:
-        return (base_dir / Path(str(value))).resolve()
-    if f.parse in (int, float) and isinstance(value, (str, int, float)):
-        try:
-            return f.parse(value)
-        except ValueError:
-            kind = "a whole number" if f.parse is int else "a number"
-            raise SettingsError(f"{where}: {f.key} must be {kind}, not {value!r}") from None
+        if not isinstance(value, str | os.PathLike):
+            raise SettingsError(f"{where}: {f.key} must be a path, not {value!r}")
+        return (base_dir / Path(value)).resolve()
+    if f.parse in (int, float):
+        return _number(f, value, where)
     if f.parse is _env:
         try:
             return _env(value)
-        except ValueError:
+        except (ValueError, TypeError):
             raise SettingsError(
                 f"{where}: {f.key} takes KEY=VALUE entries (one per line or separated by ;), "
                 f"not {value!r}"
             ) from None
-    if f.parse is _bool and isinstance(value, str):
+    if f.parse is _modes:
         try:
+            return _modes(value)
+        except (ValueError, TypeError):
+            raise SettingsError(
+                f"{where}: {f.key} takes ROLE:MODE entries, ROLE one of config, scripts, pre, "
+                f"post and MODE octal (config:600 scripts:700), not {value!r}"
+            ) from None
+    if f.parse is _bool:
+        try:
+            if not isinstance(value, str | bool):
+                raise ValueError(value)
             return _bool(value)
         except ValueError:
             raise SettingsError(f"{where}: {f.key} must be true or false, not {value!r}") from None
-    return value
+    if f.choices is not None:
+        if not isinstance(value, str):
+            raise SettingsError(
+                f"{where}: {f.key} must be one of {', '.join(f.choices.values())}, not {value!r}"
+            )
+        return value
+    if f.parse is str:
+        # Text; a number is taken as its text (``pg_version=16``), anything else is a mistake.
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            return str(value)
+        if not isinstance(value, str):
+            raise SettingsError(f"{where}: {f.key} must be text, not {value!r}")
+        return value
+    try:
+        return f.parse(value)  # type: ignore[arg-type]
+    except (ValueError, TypeError):
+        raise SettingsError(f"{where}: {f.key} cannot be {value!r}") from None
+
+
+def _number(f: Field, value: object, where: str) -> int | float:
+    """An int or float field's value from a number or its text (never a bool, never a whole
+    number from 2.5)."""
+    kind = "a whole number" if f.parse is int else "a number"
+    try:
+        if isinstance(value, bool) or not isinstance(value, str | int | float):
+            raise ValueError(value)
+        number: int | float = int(value) if f.parse is int else float(value)
+        if isinstance(value, float) and value != number:
+            raise ValueError(value)
+        return number
+    except (ValueError, OverflowError):
+        raise SettingsError(f"{where}: {f.key} must be {kind}, not {value!r}") from None

@@ -3,10 +3,13 @@
 set -uo pipefail
 cd "$(dirname "$0")/.."
 repo=$PWD
-# Git keeps only 644/755: give the example the modes the framework demands on a real VM.
-chmod 700 sample_scripts/*/*.sh
-chmod 600 examples/*/VMSnapshotScriptPluginConfig.json
-cd examples/sqlite
+# The bundled example and sample scripts are package data (pytest_vmsnap/data/); a wheel's
+# user copies them out with `vmsnap example`. Git keeps only 644/755: give them the modes the
+# framework demands on a real VM.
+data=pytest_vmsnap/data
+chmod 700 "$data"/sample_scripts/*/*.sh
+chmod 600 "$data"/examples/*/VMSnapshotScriptPluginConfig.json
+cd "$data/examples/sqlite"
 # "=": a separate value that names an existing directory would be taken for a test path
 # by pytest's early look for its ini file (before plugins load), and the repository's
 # pyproject.toml would win over the example's.

@@ -5,13 +5,14 @@
 # servers inside stand-in VMs and never uses the host's.
 set -euo pipefail
 
-PACKAGES=(
-  util-linux mount e2fsprogs xfsprogs btrfs-progs iproute2 procps psmisc coreutils dash
-  sqlite3 postgresql-15 postgresql-client-15 mariadb-server mariadb-client
-  redis-server redis-tools python3-venv
-  chromium fonts-dejavu-core
-  docker.io iptables debootstrap
-)
+# The one list of packages, shipped in the package (`vmsnap setup` reads the same file); awk,
+# not Python: this runs before the virtual environment exists. Every group: `make` needs them.
+LIST="$(dirname "$0")/../pytest_vmsnap/setup/debian-packages.txt"
+mapfile -t PACKAGES < <(awk '{ sub(/#.*/, "") } NF { print $1 }' "$LIST")
+if [[ ${#PACKAGES[@]} -eq 0 ]]; then
+  echo "install-deps: no packages found in $LIST" >&2
+  exit 1
+fi
 
 if [[ $(id -u) -ne 0 ]]; then
   echo "install-deps: not root; skipping Debian packages (lint and unit tests still work)" >&2

@@ -25,4 +25,7 @@ if [[ $rc -ne 0 ]]; then
 fi
 echo "Branch coverage of the framework engine (pytest_vmsnap/framework):"
 $PY -m coverage report --include='pytest_vmsnap/framework/*' --fail-under=90 || exit 1
+# The distribution alone: the wheel in a fresh venv, its unit suite and a real cycle of the
+# bundled example, without this checkout on the path.
+bash scripts/wheel-check.sh || { echo "run-tests: the wheel check failed" >&2; exit 1; }
 echo "run-tests: done in $(( $(date +%s) - start )) s"

@@ -11,17 +11,17 @@ from typing import Any
 
 import pytest
 
+from pytest_vmsnap import data
 from pytest_vmsnap.settings import Settings
 
-REPO = Path(__file__).resolve().parents[1]
-SAMPLES = REPO / "sample_scripts"
+SAMPLES = data.sample_scripts()
 DATA = Path(__file__).resolve().parent / "integration" / "data"
 TRIVIAL = "#!/bin/sh\n# does nothing: no quiesce at all\nexit 0\n"
 
-# app -> (programs, Python modules) it needs on this machine
+# app -> (programs, Python modules) it needs on this machine (PostgreSQL: found by version)
 NEEDS: dict[str, tuple[list[str], list[str]]] = {
     "sqlite": (["sqlite3"], []),
-    "postgres": (["/usr/lib/postgresql/15/bin/postgres", "runuser"], ["psycopg"]),
+    "postgres": (["runuser"], ["psycopg"]),
     "mariadb": (["mariadbd", "mariadb-install-db"], ["pymysql"]),
     "redis": (["redis-server", "redis-cli"], ["redis"]),
 }
@@ -30,6 +30,13 @@ NEEDS: dict[str, tuple[list[str], list[str]]] = {
 def require(app: str) -> None:
     """Skip (with the reason) when the application or its client library is missing."""
     programs, modules = NEEDS[app]
+    if app == "postgres":
+        from pytest_vmsnap.apps.discover import NotInstalled, find_postgres
+
+        try:
+            find_postgres()
+        except NotInstalled as err:
+            pytest.skip(f"{app}: {err}")
     for program in programs:
         if shutil.which(program) is None:
             pytest.skip(f"{app}: {program} is not installed")

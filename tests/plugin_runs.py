@@ -11,7 +11,8 @@ import pytest
 from appcycle import cycle_files
 
 TIMEOUT_S = 600
-MAIN_CHECKS = "application-consistent or quiesce or liveness"
+MAIN_CHECKS = "main or quiesce or liveness"
+"""The three items that judge the main cycle (``vmsnap::main``, ``::quiesce``, ``::liveness``)."""
 # Each correct pair's quiesce declaration: PostgreSQL's CHECKPOINT holds nothing.
 QUIESCE = {"postgres": "none", "mariadb": "lock", "redis": "lock"}
 

@@ -154,6 +154,17 @@ class Client(ABC):
         """Close the connection."""
 
 
+@dataclass(frozen=True)
+class AppOptions:
+    """What the settings say about the application's installation; None: found in the VM
+    (:mod:`pytest_vmsnap.apps.discover`)."""
+
+    pg_version: str | None = None
+    """PostgreSQL's major version (``15``)."""
+    pg_bin: str | None = None
+    """PostgreSQL's bin directory inside the VM (``/usr/lib/postgresql/15/bin``)."""
+
+
 class App(ABC):
     """A real application server run on the stand-in VM's disks."""
 
@@ -161,6 +172,10 @@ class App(ABC):
     client_modules: ClassVar[tuple[str, ...]] = ()
     """What the client side imports (its module and client library): the VM's fork server
     imports them once, so the workload and the probes start warm."""
+
+    def configured(self, options: AppOptions) -> App:
+        """This application as ``options`` set it up (itself when they change nothing)."""
+        return self
 
     @abstractmethod
     def layout(self, disks: int, fs: str) -> list[DiskSpec]:

@@ -9,7 +9,11 @@ never touched) and the server is started from the stock option chain
 (``--defaults-file=/etc/mysql/my.cnf``, which includes ``conf.d``), so the stock clients find
 the socket. The error log is ``/run/mysqld/error.log``: per VM, never on the snapshotted disks,
 so a restored server's log holds only its own start. The server is started by this module in
-the background (``mariadbd --user=mysql``; no systemd, no ``mysqld_safe``).
+the background (``mariadbd --user=mysql``; no systemd, no ``mysqld_safe``). The programs are
+found by name in the VM (``mariadbd`` or ``mysqld``, ``mariadb`` or ``mysql``, ``mariadb-admin``
+or ``mysqladmin``, ``mariadb-install-db`` or ``mysql_install_db``:
+:func:`pytest_vmsnap.apps.discover.find_mariadb`), so older MariaDB releases that only have the
+``mysql*`` names run as well.
 
 Disks: 1 disk = ``/var/lib/mysql``; 2 disks = the InnoDB redo log
 (``innodb_log_group_home_dir``) on ``/var/lib/mysql-log``; more = extra unused disks
@@ -62,6 +66,7 @@ from .base import (
     read_log,
     wait_ready,
 )
+from .discover import MariadbPrograms, find_mariadb
 from .probewrite import ProbeWrite, one_line
 
 DATADIR = "/var/lib/mysql"
@@ -165,10 +170,15 @@ def _prepare(vm: VmLike) -> bool:
     return split
 
 
+def _programs(vm: VmLike) -> MariadbPrograms:
+    """The server's and the clients' programs in the VM (a few stat calls through its root)."""
+    return find_mariadb(vm.path("/"))
+
+
 def _sql(vm: VmLike, sql: str, *, check: bool = True, timeout: float = 60) -> str:
     """Run SQL as root over the unix socket inside the VM; tab-separated rows."""
     done = vm.run(
-        ["mariadb", "--batch", "--skip-column-names", "--connect-timeout=10", "-e", sql],
+        [_programs(vm).client, "--batch", "--skip-column-names", "--connect-timeout=10", "-e", sql],
         check=check,
         timeout=timeout,
     )
@@ -176,21 +186,23 @@ def _sql(vm: VmLike, sql: str, *, check: bool = True, timeout: float = 60) -> st
 
 
 def _launch(vm: VmLike) -> Any:
-    return launch_daemon(vm, ["mariadbd", f"--defaults-file={DEFAULTS}", "--user=mysql"])
+    server = _programs(vm).server
+    return launch_daemon(vm, [server, f"--defaults-file={DEFAULTS}", "--user=mysql"])
 
 
 def _wait_ready(vm: VmLike, proc: Any, deadline: float, offset: int = 0) -> str:
     """Poll ``mariadb-admin ping`` until ``deadline``; '' when ready, else why not."""
+    programs = _programs(vm)
 
     def ping(timeout: float) -> bool:
-        argv = ["mariadb-admin", "--connect-timeout=2", "ping"]
+        argv = [programs.admin, "--connect-timeout=2", "ping"]
         return vm.run(argv, check=False, timeout=timeout).returncode == 0
 
     return wait_ready(
         vm,
         proc,
         deadline,
-        server="mariadbd",
+        server=programs.server_name,
         log=ERROR_LOG,
         socket=SOCKET,
         ping=ping,
@@ -414,7 +426,7 @@ class MariadbApp(App):
         _prepare(vm)
         vm.run(
             [
-                "mariadb-install-db",
+                _programs(vm).install_db,
                 f"--defaults-file={DEFAULTS}",
                 "--user=mysql",
                 f"--datadir={DATADIR}",
@@ -484,7 +496,8 @@ class MariadbApp(App):
         )
 
     def stop(self, vm: VmLike) -> None:
-        vm.run(["mariadb-admin", "--connect-timeout=5", "shutdown"], check=False, timeout=120)
+        admin = _programs(vm).admin
+        vm.run([admin, "--connect-timeout=5", "shutdown"], check=False, timeout=120)
         deadline = time.monotonic() + 30
         while Path(vm.path(PID_FILE)).exists() and time.monotonic() < deadline:
             time.sleep(0.05)
@@ -510,8 +523,10 @@ class MariadbApp(App):
 
     def versions(self, vm: VmLike) -> dict[str, str]:
         out: dict[str, str] = {}
-        server = vm.run(["mariadbd", "--version"], check=False).stdout.decode().split()
+        programs = _programs(vm)
+        server = vm.run([programs.server, "--version"], check=False).stdout.decode().split()
         out["mariadbd"] = server[2] if len(server) > 2 else " ".join(server) or "?"
+        out["server_bin"] = programs.server
         live = _sql(vm, "SELECT VERSION()", check=False).strip()
         out["server"] = live or "?"
         try:

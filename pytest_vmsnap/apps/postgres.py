@@ -1,6 +1,12 @@
-"""PostgreSQL 15 (Debian's ``postgresql-15``) laid out as on a Debian server.
+"""PostgreSQL (Debian's ``postgresql-<major>``) laid out as on a Debian server.
 
-Inside the stand-in VM:
+The major version is the one installed in the VM (the newest under
+``/usr/lib/postgresql/<major>/bin``: this machine's in the host stand-in, whose root is a view
+of this one; the image's in the container stand-in, 15 in ``vmsnap/pg15``), or the one the
+settings name (``pg_version``, ``pg_bin``): :func:`pytest_vmsnap.apps.discover.find_postgres`,
+read through the VM's root on every call, so provision, start, stop and the checks of a
+restored VM agree. Every path below that names the version (``15`` on Debian 12) follows from
+it (:class:`~pytest_vmsnap.apps.discover.PgInstall`). Inside the stand-in VM:
 
 - data directory ``/var/lib/postgresql/15/main`` on the disk mounted at ``/var/lib/postgresql``
   (``postgresql.conf``, ``pg_hba.conf`` and ``postgresql.auto.conf`` live in it, so a snapshot
@@ -52,6 +58,7 @@ from .base import (
     BANK_ACCOUNTS,
     BANK_TOTAL,
     App,
+    AppOptions,
     Client,
     IntegrityReport,
     Role,
@@ -59,19 +66,24 @@ from .base import (
     State,
     VmLike,
 )
+from .discover import (
+    PG_LOG_DIR,
+    PG_MOUNT,
+    PG_WAL_MOUNT,
+    NotInstalled,
+    PgInstall,
+    find_postgres,
+    parse_server_major,
+)
 from .probewrite import ProbeWrite, one_line
 
-BIN = "/usr/lib/postgresql/15/bin"
-MOUNT = "/var/lib/postgresql"
-DATA = f"{MOUNT}/15/main"
-WAL_MOUNT = "/var/lib/postgresql-wal"
-WAL_DIR = f"{WAL_MOUNT}/15/main"
+MOUNT = PG_MOUNT
+WAL_MOUNT = PG_WAL_MOUNT
 TS_MOUNT = "/var/lib/postgresql-ts"
 TS_DIR = f"{TS_MOUNT}/vmsnap_ts"
 TABLESPACE = "vmsnap_ts"
 SOCKET_DIR = "/var/run/postgresql"
-LOG_DIR = "/run/postgresql-log"
-LOG_FILE = f"{LOG_DIR}/postgresql-15-main.log"
+LOG_DIR = PG_LOG_DIR
 PORT = 5432
 HOST = "127.0.0.1"
 DB_NAME = "vmsnap"
@@ -99,8 +111,13 @@ password_encryption = 'scram-sha-256'
 log_line_prefix = '%m [%p] %q%u@%d '
 log_checkpoints = on
 lc_messages = 'C'
-cluster_name = '15/main'
 """
+
+
+def _conf(pg: PgInstall) -> str:
+    """Our settings for the cluster of ``pg`` (appended to its ``postgresql.conf``)."""
+    return CONF + f"cluster_name = '{pg.cluster_name}'\n"
+
 
 HBA = """
 # TYPE  DATABASE  USER  ADDRESS        METHOD
@@ -235,10 +252,31 @@ class PostgresProbeWrite(ProbeWrite):
 
 
 class PostgresApp(App):
-    """PostgreSQL 15 server on the VM's disks."""
+    """PostgreSQL server on the VM's disks: the major ``version`` or the one in ``bin_dir``
+    (paths inside the VM), else the newest installed in the VM."""
 
     name: ClassVar[str] = "postgres"
     client_modules: ClassVar[tuple[str, ...]] = (__name__, "psycopg")
+
+    def __init__(self, version: str | None = None, bin_dir: str | None = None) -> None:
+        self.version = version
+        self.bin_dir = bin_dir
+
+    def configured(self, options: AppOptions) -> PostgresApp:
+        return PostgresApp(options.pg_version, options.pg_bin)
+
+    def install(self, vm: VmLike) -> PgInstall:
+        """The PostgreSQL this app runs in ``vm``, found in the VM's own root;
+        :class:`~pytest_vmsnap.apps.discover.NotInstalled` names the fix."""
+
+        def major(postgres: str) -> str | None:  # a pg_bin outside /usr/lib/postgresql/<v>
+            done = vm.run([postgres, "--version"], check=False, timeout=30)
+            return parse_server_major(done.stdout.decode(errors="replace"))
+
+        try:
+            return find_postgres(self.version, self.bin_dir, vm.path("/"), version_of=major)
+        except NotInstalled as err:
+            raise NotInstalled(f"in the stand-in VM {vm.name}: {err.what}", err.fix) from None
 
     def layout(self, disks: int, fs: str) -> list[DiskSpec]:
         specs = [DiskSpec("data", MOUNT, 1024, fs)]  # type: ignore[arg-type]
@@ -251,12 +289,13 @@ class PostgresApp(App):
         return specs
 
     def provision(self, vm: VmLike) -> None:
-        vm.call(f"{__name__}:provision_cluster", timeout=180)
+        vm.call(f"{__name__}:provision_cluster", self.install(vm).to_dict(), timeout=180)
 
     def start(self, vm: VmLike, deadline_s: float) -> StartReport:
         began = time.monotonic()
         try:
-            out = vm.call(f"{__name__}:start_server", deadline_s, timeout=deadline_s + 30)
+            pg = self.install(vm).to_dict()
+            out = vm.call(f"{__name__}:start_server", deadline_s, pg, timeout=deadline_s + 30)
         except Exception as err:
             return StartReport(False, time.monotonic() - began, error=str(err))
         return StartReport(
@@ -269,19 +308,21 @@ class PostgresApp(App):
         )
 
     def stop(self, vm: VmLike) -> None:
-        vm.call(f"{__name__}:stop_server")
+        vm.call(f"{__name__}:stop_server", self.install(vm).to_dict())
 
     def integrity(self, vm: VmLike) -> IntegrityReport:
         try:
-            out = vm.call(f"{__name__}:integrity_checks", timeout=300)
+            out = vm.call(f"{__name__}:integrity_checks", self.install(vm).to_dict(), timeout=300)
         except Exception as err:  # a check that cannot run is a failed check, with the reason
             return IntegrityReport(ok=False, details=[f"integrity checks did not run: {err}"])
         return IntegrityReport(ok=bool(out["ok"]), repaired=False, details=list(out["details"]))
 
     def versions(self, vm: VmLike) -> dict[str, str]:
         try:
-            out = vm.call(f"{__name__}:server_versions")
-        except Exception as err:
+            pg = self.install(vm)
+            out = vm.call(f"{__name__}:server_versions", pg.to_dict())
+            out["postgres_bin"] = pg.bin
+        except Exception as err:  # a version that cannot be read is reported, not raised
             out = {"postgres": "?", "error": one_line(err)}
         try:
             import psycopg
@@ -300,7 +341,7 @@ class PostgresApp(App):
                 "-u",
                 SUPERUSER,
                 "--",
-                f"{BIN}/psql",
+                self.install(vm).program("psql"),
                 "-X",
                 "-At",
                 "-v",
@@ -349,10 +390,10 @@ def _as_pg(*argv: str, **kwargs: Any) -> subprocess.CompletedProcess[str]:
 
 
 def _psql(
-    sql: str, db: str = DB_NAME, check: bool = True, timeout: float = 120
+    pg: PgInstall, sql: str, db: str = DB_NAME, check: bool = True, timeout: float = 120
 ) -> subprocess.CompletedProcess[str]:
     return _as_pg(
-        f"{BIN}/psql",
+        pg.program("psql"),
         "-X",
         "-At",
         "-v",
@@ -385,13 +426,13 @@ def _runtime_dirs() -> None:
         os.chmod(path, mode)
 
 
-def _pg_ctl_start(deadline_s: float) -> Any:
+def _pg_ctl_start(pg: PgInstall, deadline_s: float) -> Any:
     return _as_pg(
-        f"{BIN}/pg_ctl",
+        pg.program("pg_ctl"),
         "-D",
-        DATA,
+        pg.data,
         "-l",
-        LOG_FILE,
+        pg.log_file,
         "-w",
         "-t",
         str(max(1, math.ceil(deadline_s))),
@@ -401,8 +442,9 @@ def _pg_ctl_start(deadline_s: float) -> Any:
     )
 
 
-def provision_cluster() -> dict[str, Any]:
+def provision_cluster(install: dict[str, str]) -> dict[str, Any]:
     """initdb on the VM's disks, our settings, start, the app role, database and schema."""
+    pg = PgInstall.from_dict(install)
     uid, gid = _pg_ids()
     split = os.path.ismount(WAL_MOUNT)
     tablespace = os.path.ismount(TS_MOUNT)
@@ -412,9 +454,9 @@ def provision_cluster() -> dict[str, Any]:
         if os.path.ismount(mount):
             os.chown(mount, uid, gid)
             os.chmod(mount, 0o755)
-    dirs = [f"{MOUNT}/15"]
+    dirs = [pg.version_dir]
     if split:
-        dirs.append(f"{WAL_MOUNT}/15")
+        dirs.append(pg.wal_version_dir)
     if tablespace:
         dirs.append(TS_DIR)
     for path in dirs:
@@ -424,9 +466,9 @@ def provision_cluster() -> dict[str, Any]:
         os.chmod(TS_DIR, 0o700)
     _runtime_dirs()
     argv = [
-        f"{BIN}/initdb",
+        pg.program("initdb"),
         "-D",
-        DATA,
+        pg.data,
         "-U",
         SUPERUSER,
         "-E",
@@ -438,15 +480,15 @@ def provision_cluster() -> dict[str, Any]:
         "--no-sync",  # the mounts are synced (syncfs) once the cluster is ready, below
     ]
     if split:
-        argv.append(f"--waldir={WAL_DIR}")
+        argv.append(f"--waldir={pg.wal_dir}")
     _as_pg(*argv)
-    with open(f"{DATA}/postgresql.conf", "a") as conf:
-        conf.write(CONF)
-    with open(f"{DATA}/pg_hba.conf", "w") as hba:
+    with open(f"{pg.data}/postgresql.conf", "a") as conf:
+        conf.write(_conf(pg))
+    with open(f"{pg.data}/pg_hba.conf", "w") as hba:
         hba.write(HBA)
-    started = _pg_ctl_start(60)
+    started = _pg_ctl_start(pg, 60)
     if started.returncode:
-        raise RuntimeError(f"pg_ctl start: {started.stdout.strip()} {_log_tail()}")
+        raise RuntimeError(f"pg_ctl start: {started.stdout.strip()} {_log_tail(pg)}")
     pw = APP_PASSWORD.replace("'", "''")
     su_pw = SUPERUSER_PASSWORD.replace("'", "''")
     tablespace_sql = (
@@ -459,6 +501,7 @@ def provision_cluster() -> dict[str, Any]:
     # One session: amcheck in template1 (so every database has it, for pg_amcheck --all),
     # the role, the database owned by it, then the schema created as the app user.
     _psql(
+        pg,
         "CREATE EXTENSION IF NOT EXISTS amcheck;\n"
         "\\connect postgres\n"
         "CREATE EXTENSION IF NOT EXISTS amcheck;\n"
@@ -476,20 +519,20 @@ def provision_cluster() -> dict[str, Any]:
     for mount in (MOUNT, WAL_MOUNT, TS_MOUNT):
         if os.path.ismount(mount):
             _sh(["sync", "-f", mount])
-    return {"ok": True, "wal_split": split, "tablespace": tablespace}
+    return {"ok": True, "wal_split": split, "tablespace": tablespace, "version": pg.version}
 
 
-def _log_tail(offset: int = 0, lines: int = 20) -> str:
+def _log_tail(pg: PgInstall, offset: int = 0, lines: int = 20) -> str:
     try:
-        with open(LOG_FILE, errors="replace") as log:
+        with open(pg.log_file, errors="replace") as log:
             log.seek(offset)
             return "\n".join(log.read().splitlines()[-lines:])
     except OSError:
         return ""
 
 
-def _controldata() -> dict[str, str]:
-    done = _sh([f"{BIN}/pg_controldata", "-D", DATA], check=False)
+def _controldata(pg: PgInstall) -> dict[str, str]:
+    done = _sh([pg.program("pg_controldata"), "-D", pg.data], check=False)
     fields = {}
     for line in done.stdout.splitlines():
         key, sep, value = line.partition(":")
@@ -498,23 +541,24 @@ def _controldata() -> dict[str, str]:
     return fields
 
 
-def _live_postmaster(pid: int) -> bool:
+def _live_postmaster(pid: int, data: str) -> bool:
     """Whether ``pid`` is a postgres server on our data directory, in this VM's PID space."""
     try:
         exe = os.readlink(f"/proc/{pid}/exe")
         cwd = os.readlink(f"/proc/{pid}/cwd")
     except OSError:
         return False
-    return os.path.basename(exe) in ("postgres", "postmaster") and cwd == DATA
+    return os.path.basename(exe) in ("postgres", "postmaster") and cwd == data
 
 
-def start_server(deadline_s: float) -> dict[str, Any]:
+def start_server(deadline_s: float, install: dict[str, str]) -> dict[str, Any]:
     """Start the server on the data there is (a restore) and gather the recovery evidence."""
+    pg = PgInstall.from_dict(install)
     evidence: list[str] = []
     _runtime_dirs()
-    if not os.path.isdir(DATA):
-        return _report(False, False, evidence, f"no data directory at {DATA}")
-    control = _controldata()
+    if not os.path.isdir(pg.data):
+        return _report(False, False, evidence, f"no data directory at {pg.data}")
+    control = _controldata(pg)
     state = control.get("Database cluster state", "unknown")
     evidence.append(f"pg_controldata before start: Database cluster state: {state}")
     redo = control.get("Latest checkpoint's REDO location")
@@ -524,19 +568,19 @@ def start_server(deadline_s: float) -> dict[str, Any]:
             f"{control.get('Latest checkpoint location', '?')}, REDO at {redo}, "
             f"time {control.get('Time of latest checkpoint', '?')}"
         )
-    pidfile = f"{DATA}/postmaster.pid"
+    pidfile = f"{pg.data}/postmaster.pid"
     if os.path.exists(pidfile):
         with open(pidfile, errors="replace") as f:
             first = f.readline().strip()
         pid = int(first) if first.isdigit() else 0
-        if pid and _live_postmaster(pid):
-            evidence.append(f"a server (pid {pid}) already runs on {DATA}")
+        if pid and _live_postmaster(pid, pg.data):
+            evidence.append(f"a server (pid {pid}) already runs on {pg.data}")
             return _report(True, False, evidence)
         os.unlink(pidfile)
         evidence.append(f"removed stale postmaster.pid (pid {first or '?'} is not running here)")
-    offset = os.path.getsize(LOG_FILE) if os.path.exists(LOG_FILE) else 0
-    done = _pg_ctl_start(deadline_s)
-    log = _log_tail(offset, lines=100000).splitlines()
+    offset = os.path.getsize(pg.log_file) if os.path.exists(pg.log_file) else 0
+    done = _pg_ctl_start(pg, deadline_s)
+    log = _log_tail(pg, offset, lines=100000).splitlines()
     hits = [line for line in log if any(m in line for m in RECOVERY_MARKERS)]
     recovery = any(m in line for line in log for m in RECOVERY_STARTED) or state not in (
         "shut down",
@@ -560,11 +604,13 @@ def _report(started: bool, recovery: bool, evidence: list[str], error: str = "")
     }
 
 
-def stop_server() -> dict[str, Any]:
+def stop_server(install: dict[str, str]) -> dict[str, Any]:
     """``pg_ctl stop -m fast``."""
-    if not os.path.exists(f"{DATA}/postmaster.pid"):
+    pg = PgInstall.from_dict(install)
+    if not os.path.exists(f"{pg.data}/postmaster.pid"):
         return {"ok": True, "detail": "not running"}
-    done = _as_pg(f"{BIN}/pg_ctl", "-D", DATA, "-m", "fast", "-w", "-t", "60", "stop", check=False)
+    pg_ctl = pg.program("pg_ctl")
+    done = _as_pg(pg_ctl, "-D", pg.data, "-m", "fast", "-w", "-t", "60", "stop", check=False)
     if done.returncode:
         raise RuntimeError(f"pg_ctl stop: {(done.stderr or done.stdout).strip()}")
     return {"ok": True, "detail": done.stdout.strip()}
@@ -596,12 +642,13 @@ SELECT 'vmsnap_log: ' || count(*) || ' rows; vmsnap_bank: '
 """
 
 
-def integrity_checks() -> dict[str, Any]:
+def integrity_checks(install: dict[str, str]) -> dict[str, Any]:
     """amcheck on the workload's indexes and heaps, a catalog check, ``pg_amcheck --all``."""
+    pg = PgInstall.from_dict(install)
     details: list[str] = []
     ok = True
     for name, sql in (("btree", INDEX_CHECK), ("heap", HEAP_CHECK), ("catalog", CATALOG_CHECK)):
-        done = _psql(sql, check=False, timeout=240)
+        done = _psql(pg, sql, check=False, timeout=240)
         lines = done.stdout.strip().splitlines()
         if done.returncode:
             ok = False
@@ -609,7 +656,7 @@ def integrity_checks() -> dict[str, Any]:
         if name == "heap" and any(" 0 heap problem" not in line for line in lines):
             ok = False
         details.extend(lines)
-    amcheck = f"{BIN}/pg_amcheck"
+    amcheck = pg.program("pg_amcheck")
     if os.path.exists(amcheck):
         done = _as_pg(
             amcheck,
@@ -639,8 +686,9 @@ def _squash(text: str) -> str:
     return " ".join(text.split())[:500]
 
 
-def server_versions() -> dict[str, str]:
+def server_versions(install: dict[str, str]) -> dict[str, str]:
     """The server binary's and the running server's versions."""
-    server = _sh([f"{BIN}/postgres", "--version"], check=False).stdout.strip()
-    sql = _psql("SELECT version();", db="postgres", check=False)
+    pg = PgInstall.from_dict(install)
+    server = _sh([pg.program("postgres"), "--version"], check=False).stdout.strip()
+    sql = _psql(pg, "SELECT version();", db="postgres", check=False)
     return {"postgres": server, "server": sql.stdout.strip() or _squash(sql.stderr)}

@@ -8,7 +8,7 @@ from typing import Any
 from ..evidence import oracle
 from ..framework.records import Finding
 from ..report.text import code_name, explain
-from ..settings import Settings
+from ..settings import Settings, format_modes
 from .protocol import CycleRecord
 
 LIVENESS_BOUND_S = 10.0
@@ -34,6 +34,9 @@ class RunResult:
     timings: dict[str, float] = field(default_factory=dict)
     findings: list[Finding] = field(default_factory=list)
     """Findings of the harness's own, beside the framework's (a script that killed it)."""
+    files: list[dict[str, Any]] = field(default_factory=list)
+    """The user's files as installed in the VM (:meth:`~pytest_vmsnap.lint.sources.Source.
+    to_dict`): path, location, mode here, mode installed, whether ``modes`` declared it."""
     error: str = ""
     tag: str = ""
     """The resource tag of the cycle's stand-in VMs (empty when none was built)."""
@@ -211,4 +214,7 @@ class RunResult:
             "timings": {k: round(v, 3) for k, v in self.timings.items()},
             "error": self.error,
             "tag": self.tag,
+            "files": self.files,
+            "modes_declared": format_modes(s.modes),
+            "image": s.image,
         }

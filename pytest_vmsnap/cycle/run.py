@@ -37,6 +37,7 @@ from ..framework.cycle import run_cycle
 from ..framework.interfaces import SnapshotResult
 from ..framework.profiles import get as get_profile
 from ..framework.runner import FAITHFUL, PROMPT
+from ..lint.sources import Source, modes_finding
 from ..settings import Settings
 from ..vm import disks as vmdisks
 from ..vm import snapshot
@@ -63,6 +64,28 @@ HISTORY = "/run/vmsnap/history.jsonl"
 could write there) nor on the VM's disks (it would be in the snapshot)."""
 
 Hooks = Mapping[str, Callable[..., Any]]
+
+_EVENT_PHASES = {
+    "pre_start": "pre: pre-script started",
+    "pre_end": "pre: pre-script ended",
+    "freeze_start": "freeze: freezing the file systems",
+    "snapshot_start": "snapshot: taking the snapshot",
+    "thawed": "thaw: file systems thawed",
+    "post_start": "post: post-script started",
+    "post_end": "post: post-script ended",
+}
+"""The framework's events as progress lines (``vmsnap run -v``, ``pytest -v``)."""
+
+
+def _phase(text: str, *args: object) -> None:
+    """One progress line: ``<phase>: what happens`` (build, load, pre, freeze, snapshot,
+    thaw, post, restore, judge), logged at INFO."""
+    log.info(text, *args)
+
+
+def _event_phase(name: str) -> None:
+    if name in _EVENT_PHASES:
+        _phase(_EVENT_PHASES[name])
 
 
 def run(settings: Settings, *, hooks: Hooks | None = None) -> RunResult:
@@ -118,22 +141,37 @@ def run(settings: Settings, *, hooks: Hooks | None = None) -> RunResult:
     return result
 
 
+def _record_files(result: RunResult, sources: list[Source]) -> None:
+    """The user's files as installed (``files`` in the JSON), and a finding naming them when
+    the pre-check refuses a mode they were installed with (the framework's names the VM's
+    path)."""
+    result.files = [s.to_dict() for s in sources]
+    finding = modes_finding(sources, get_profile(result.settings.profile))
+    if finding is not None:
+        result.findings.append(finding)
+
+
 def _run_dir(settings: Settings, result: RunResult) -> None:
     """Without root: the framework cycle in a directory, no freeze, no database."""
+    _phase("build: directory stand-in (no root: no freeze, no snapshot, no database)")
     with tempfile.TemporaryDirectory(prefix="vmsnap-dir-") as tmp:
         assert settings.config is not None
-        stage(
+        staged = stage(
             tmp,
             settings.config,
             settings.pre,
             settings.post,
             settings.owner,
             at=(settings.pre_at, settings.post_at),
+            modes=settings.modes,
         )
+        _record_files(result, staged.sources)
         cycle = run_cycle(
             tmp,
             profile=get_profile(settings.profile),
             pacing=FAITHFUL if settings.pacing == "faithful" else PROMPT,
+            # Only the scripts' phases: this stand-in's freeze and snapshot do nothing.
+            observer=lambda name: _event_phase(name) if name[:4] in ("pre_", "post") else None,
         )
     result.cycle = CycleRecord.from_dict(cycle.to_dict())
     result.findings.extend(masked_failures(result.cycle.scripts))
@@ -184,9 +222,18 @@ class _Cycle:
     acks: list[Ack] = field(default_factory=list)
     parts: list[PartCopied] = field(default_factory=list)
     """The parts of a torn copy, as they were copied."""
+    take: tuple[float, float] | None = None
+    """When the backend's ``take()`` ran (monotonic): its end, less its own ``duration_s``."""
 
 
 def _run_vm(settings: Settings, result: RunResult, hooks: Hooks) -> None:
+    _phase(
+        "build: %s stand-in, %d %s disk(s), %s",
+        settings.vm,
+        settings.disks,
+        settings.fs,
+        settings.app,
+    )
     # Two stacks, the testbed's outside: released in the same order as one stack would.
     with (
         testbed.build(settings, "source", timings=result.timings) as bed,
@@ -194,6 +241,7 @@ def _run_vm(settings: Settings, result: RunResult, hooks: Hooks) -> None:
     ):
         result.tag = bed.tag
         result.versions = bed.versions
+        _record_files(result, bed.sources)
         for note in bed.staging_notes:
             result.findings.append(
                 {
@@ -226,6 +274,7 @@ def _load(c: _Cycle) -> None:
     vm = c.bed.vm
     if "before_workload" in c.hooks:
         c.hooks["before_workload"](vm)
+    _phase("load: recorded workload (writers: %s)", c.settings.writers)
     workload = vm.submit(
         "pytest_vmsnap.evidence.workload:run", c.settings.app, HISTORY, c.settings.writers
     )
@@ -243,6 +292,7 @@ def _drive(c: _Cycle) -> None:
 
     def on_event(name: str, t_event: float) -> None:
         c.events[name] = t_event
+        _event_phase(name)
         if name == "pre_end" and "at_pre_end" in c.hooks:
             c.hooks["at_pre_end"](vm)  # first: the state as the pre-script left it
         if name == "pre_end" and not settings.baseline:
@@ -276,9 +326,10 @@ def _drive(c: _Cycle) -> None:
     result.cycle = driven.cycle
     result.findings.extend(pre_waits_on_post(settings, driven.cycle))
     result.findings.extend(masked_failures(driven.cycle.scripts))
-    # The first event (precheck_end) marks the end of the timeline's first phase.
+    # The first event (precheck_end) marks the end of the timeline's first phase; a
+    # baseline's (pre_end) marks the start of its only one, its snapshot.
     phases = driven.cycle.timeline
-    first = phases[0]["end_s"] if phases else 0.0
+    first = phases[0]["end_s"] if phases and not settings.baseline else 0.0
     t_cycle0 = driven.events[0][1] - first if driven.events else c.clock.t0
     result.timeline = [
         {
@@ -290,6 +341,13 @@ def _drive(c: _Cycle) -> None:
     ]
     if c.window is not None:
         result.timeline.append(c.window)
+    # The frozen span and the snapshot's take() on the timeline's clock: the report draws
+    # them with the lengths it prints (frozen_s, duration_s).
+    frozen = driven.cycle.freeze.get("window_s")
+    if frozen:
+        driven.cycle.freeze["window_s"] = [c.clock.rel(t_cycle0 + t) for t in frozen]
+    if c.take is not None:
+        driven.cycle.snapshot["take_s"] = [c.clock.rel(t) for t in c.take]
     log.info("framework cycle: status %s (%s)", driven.cycle.status, driven.cycle.message)
 
 
@@ -310,6 +368,8 @@ def _take_snapshot(c: _Cycle) -> SnapshotResult:
         assert c.workload is not None and c.workload.pid is not None
         backend = torn_copy.TornCopy(c.bed.vm, c.settings.app, c.workload.pid, parts, c.parts)
     snap = backend.take(order, c.bed.workdir / "snap", skew_s=c.settings.skew_s)
+    took = time.monotonic()
+    c.take = (took - snap.duration_s, took)
     c.result.snapshot_parts = [
         {
             "part": p.label,
@@ -363,6 +423,7 @@ def _probe_and_stop(c: _Cycle) -> None:
 def _restore_and_check(c: _Cycle) -> None:
     """Clone the snapshot into a fresh VM, start the application there and read it."""
     result, stack, app = c.result, c.stack, c.bed.app
+    _phase("restore: the snapshot into a fresh VM, starting %s there", c.settings.app)
     t = time.monotonic()
     restored_disks = snapshot.restore(c.snaps[0], c.bed.workdir / "restore")
     stack.callback(snapshot.delete_restored, restored_disks)
@@ -411,7 +472,7 @@ def _judge(
         ceiling_reason=ceiling_reason,
     )
     result.verdict, result.reasons = verdict.verdict, verdict.reasons
-    log.info("verdict: %s", result.verdict)
+    _phase("judge: %s", result.verdict)
 
 
 def _probe(vm: StandIn, fn: str, *args: Any) -> dict[str, Any]:
@@ -493,11 +554,20 @@ def _wait_first_ack(
     connect)."""
     end = time.monotonic() + deadline_s
     waiting = set(roles)
+    last_error: dict[str, str] = {}
     while time.monotonic() < end:
         history = (vm.read_file(HISTORY) or b"").decode(errors="replace")
-        waiting -= {a.role for a in parse_history(history) if a.error is None and a.seq}
+        acks = parse_history(history)
+        waiting -= {a.role for a in acks if a.error is None and a.seq}
         if not waiting:
             return
+        last_error.update((a.role, a.error) for a in acks if a.error and a.role in waiting)
+        missing = [e for e in last_error.values() if e.startswith("No module named")]
+        if missing:  # a client library the VM's Python lacks: no retry can help
+            raise RuntimeError(
+                f"the workload cannot connect: {missing[0]} in the VM's Python (host "
+                "stand-in: pip install 'pytest-vmsnap[apps]')"
+            )
         if workload.done():
             try:
                 workload.result(0)
@@ -506,9 +576,10 @@ def _wait_first_ack(
                 detail = str(err)
             raise RuntimeError(f"the workload ended before its first write: {detail}")
         time.sleep(0.01)
+    why = "; ".join(f"{role}: {last_error[role]}" for role in sorted(waiting) if role in last_error)
     raise RuntimeError(
         f"the workload had no acknowledged write as {' or '.join(sorted(waiting))} "
-        f"after {deadline_s:.0f} s"
+        f"after {deadline_s:.0f} s" + (f" (last error: {why})" if why else "")
     )
 
 

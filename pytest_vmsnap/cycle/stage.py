@@ -2,22 +2,32 @@
 
 The config becomes ``<root>/etc/azure/VMSnapshotScriptPluginConfig.json``; local pre/post
 files go to the config's ``preScriptLocation``/``postScriptLocation``. Modes are kept as the
-user gave them and files are owned by root unless an owner is named: permission mistakes are
-part of what is tested.
+user gave them, unless ``modes`` declares the ones the files have when deployed (git keeps
+only 644 and 755), and files are owned by root unless an owner is named: permission mistakes
+are part of what is tested. :attr:`Staged.sources` maps every installed file back to the
+user's, so that what the framework or lint says about it can name the user's file.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import os
 import pwd
 import stat
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..framework.checks import DEFAULT_EXTENSION_DIR, resolve
 from ..framework.config import PLUGIN_CONFIG
+from ..lint.sources import Source
 from ..vm import linux
+
+log = logging.getLogger(__name__)
+
+Modes = Mapping[str, int] | Sequence[tuple[str, int]]
+"""Declared modes by role (``config``, ``pre``, ``post``), as in ``Settings.modes``."""
 
 
 class StageError(ValueError):
@@ -33,6 +43,17 @@ class Staged:
     pre_location: str | None = None
     post_location: str | None = None
     notes: list[str] = field(default_factory=list)
+    sources: list[Source] = field(default_factory=list)
+    """Each installed file: the user's path, where it went, its mode and the mode given."""
+
+
+def shown(path: Path | str) -> str:
+    """``path`` as its user names it: relative to the working directory when under it."""
+    path = Path(path)
+    try:
+        return str(path.absolute().relative_to(Path.cwd()))
+    except ValueError:
+        return str(path)
 
 
 def read_locations(config: Path) -> tuple[str | None, str | None]:
@@ -64,8 +85,12 @@ def stage(
     owner: str | None = None,
     containment: Containment | None = None,
     at: tuple[str | None, str | None] = (None, None),
+    modes: Modes = (),
 ) -> Staged:
     """Install ``config`` (and ``pre``/``post`` when given) into the machine rooted at ``root``.
+
+    ``modes`` (by role: ``config``, ``pre``, ``post``) are the modes the files get in the
+    machine, as deployed; a role it does not name keeps the mode its file has here.
 
     A config that names no readable location is installed all the same (the framework then
     reports what the extension would); a script for it goes to ``at`` (pre, post) when given,
@@ -85,11 +110,13 @@ def stage(
         except KeyError:
             raise StageError(f"owner {owner!r} is not a user on this machine") from None
         uid, gid = entry.pw_uid, entry.pw_gid
+    declared = dict(modes)
     root.mkdir(parents=True, exist_ok=True)  # a machine root of our own (lint, directory VM)
     root_fd = os.open(root, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
     try:
-        _install(config, root_fd, PLUGIN_CONFIG, uid, gid, containment)
         staged = Staged(root=root, config=resolve(root, PLUGIN_CONFIG))
+        staged.sources.append(_source("config", config, PLUGIN_CONFIG, declared))
+        _install(config, root_fd, PLUGIN_CONFIG, uid, gid, containment, staged.sources[-1])
         pre_loc, post_loc = read_locations(config)
         staged.pre_location, staged.post_location = pre_loc, post_loc
         places = (("pre", pre, pre_loc, at[0]), ("post", post, post_loc, at[1]))
@@ -106,10 +133,32 @@ def stage(
                     continue
                 staged.notes.append(f"{src} was installed at {fallback} (--{which}-at): {why}")
                 loc = fallback
-            _install(Path(src), root_fd, loc, uid, gid, containment)
+            staged.sources.append(_source(which, Path(src), loc, declared))
+            _install(Path(src), root_fd, loc, uid, gid, containment, staged.sources[-1])
     finally:
         os.close(root_fd)
+    for s in staged.sources:
+        if s.declared and s.installed_mode != s.mode:
+            log.info(
+                "%s installed at %s with mode %03o (declared) instead of its own %03o",
+                s.path,
+                s.location,
+                s.installed_mode,
+                s.mode,
+            )
     return staged
+
+
+def _source(role: str, src: Path, location: str, declared: Mapping[str, int]) -> Source:
+    mode = src.stat().st_mode & 0o7777
+    return Source(
+        role=role,
+        path=shown(src),
+        location=location,
+        mode=mode,
+        installed_mode=declared.get(role, mode),
+        declared=role in declared,
+    )
 
 
 def _check_source(path: Path, what: str) -> None:
@@ -140,14 +189,20 @@ def _why_no_location(config: Path, which: str) -> str:
 
 
 def _install(
-    src: Path, root_fd: int, location: str, uid: int, gid: int, containment: Containment | None
+    src: Path,
+    root_fd: int,
+    location: str,
+    uid: int,
+    gid: int,
+    containment: Containment | None,
+    source: Source,
 ) -> None:
-    """Copy ``src`` to ``location`` inside the root (mode kept, owned by uid:gid); anything
-    the VM's file system refuses is one line (StageError)."""
+    """Copy ``src`` to ``location`` inside the root (with ``source.installed_mode``, owned by
+    uid:gid); anything the VM's file system refuses is one line (StageError)."""
     if "\0" in location:
         raise StageError(f"{location!r} contains a NUL byte: no file can have that name")
     try:
-        _install_in_root(src, root_fd, location, uid, gid, containment)
+        _install_in_root(src, root_fd, location, uid, gid, containment, source.installed_mode)
     except OSError as err:
         raise StageError(
             f"cannot install {src} at {location} in the VM: {err.strerror or err}"
@@ -155,7 +210,13 @@ def _install(
 
 
 def _install_in_root(
-    src: Path, root_fd: int, location: str, uid: int, gid: int, containment: Containment | None
+    src: Path,
+    root_fd: int,
+    location: str,
+    uid: int,
+    gid: int,
+    containment: Containment | None,
+    mode: int,
 ) -> None:
     path = os.path.normpath(os.path.join(DEFAULT_EXTENSION_DIR, location))
     parent, name = os.path.split(path)
@@ -182,7 +243,7 @@ def _install_in_root(
             with open(src, "rb") as data:
                 while chunk := data.read(1 << 20):
                     os.write(fd, chunk)
-            os.fchmod(fd, src.stat().st_mode & 0o7777)
+            os.fchmod(fd, mode)
             if os.geteuid() == 0:
                 os.fchown(fd, uid, gid)
         finally:

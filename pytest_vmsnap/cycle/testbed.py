@@ -18,7 +18,8 @@ from pathlib import Path
 from typing import Any, Literal
 
 from ..apps import get_app
-from ..apps.base import App
+from ..apps.base import App, AppOptions
+from ..lint.sources import Source
 from ..settings import Settings
 from ..vm import disks as vmdisks
 from ..vm import names, reaper, snapshot
@@ -52,6 +53,8 @@ class Testbed:
     timings: dict[str, float] = field(default_factory=dict)
     staging_notes: list[str] = field(default_factory=list)
     """What installing the user's files could not do as asked (a script not installed)."""
+    sources: list[Source] = field(default_factory=list)
+    """The user's files installed in the VM (path, location, mode given, mode installed)."""
 
 
 @contextlib.contextmanager
@@ -68,7 +71,7 @@ def build(
     config is given), the application provisioned and running. Needs root. ``timings`` (if
     given) is filled as the build goes (``vm_build_s``, ``provision_s``).
     """
-    app = get_app(settings.app)
+    app = get_app(settings.app, app_options(settings))
     _release_dead_runs()
     tag = names.new_tag()
     timings = {} if timings is None else timings
@@ -111,9 +114,10 @@ def build(
         log.info("VM %s of %s built in %.2f s", name, tag, timings["vm_build_s"])
 
         notes: list[str] = []
+        sources: list[Source] = []
         if settings.config is not None:
             assert vm.pid is not None
-            notes = stage(
+            staged = stage(
                 vm.path("/"),
                 settings.config,
                 settings.pre,
@@ -121,7 +125,9 @@ def build(
                 settings.owner,
                 Containment(vm.pid, tuple(vm.private_dirs)),
                 at=(settings.pre_at, settings.post_at),
-            ).notes
+                modes=settings.modes,
+            )
+            notes, sources = staged.notes, staged.sources
         t = time.monotonic()
         app.provision(vm)
         timings["provision_s"] = time.monotonic() - t
@@ -138,7 +144,13 @@ def build(
             app.versions(vm),
             timings,
             notes,
+            sources,
         )
+
+
+def app_options(settings: Settings) -> AppOptions:
+    """What the settings say about the application's installation."""
+    return AppOptions(pg_version=settings.pg_version, pg_bin=settings.pg_bin)
 
 
 def _release_dead_runs() -> None:
@@ -189,7 +201,7 @@ def new_vm(
         from ..vm.docker.engine import Engine
 
         stack.enter_context(Engine())  # held for the whole run: both VMs use one engine
-        vm = ContainerVM(name, disks, tag=tag, app=settings.app)
+        vm = ContainerVM(name, disks, tag=tag, app=settings.app, user_image=settings.image)
     else:
         from ..vm.host import HostVM
 

@@ -91,6 +91,9 @@ class CycleResult:
     snapshot: SnapshotResult | None = None
     froze: bool = False
     frozen_s: float = 0.0
+    frozen_window: tuple[float, float] | None = None
+    """When the file systems were frozen, in seconds from the start of the cycle (when the
+    freezer measured it): the timeline's frozen window, whose length is ``frozen_s``."""
     timeline: list[Phase] = field(default_factory=list)
     findings: list[Finding] = field(default_factory=list)
     real_freeze: bool = True
@@ -135,6 +138,9 @@ class CycleResult:
                 "real": self.real_freeze,
                 "frozen": self.froze,
                 "frozen_s": round(self.frozen_s, 4),
+                "window_s": (
+                    [round(t, 4) for t in self.frozen_window] if self.frozen_window else None
+                ),
                 "mounts": self.freeze.mounts if self.freeze else [],
                 "code": self.freeze.code if self.freeze else None,
                 "message": self.freeze.message if self.freeze else "",
@@ -420,6 +426,9 @@ def _freeze_snapshot_thaw(
             result.thaw = freezer.thaw()
             result.timeline.append(Phase("thaw", start - t0, clock.monotonic() - t0))
             result.frozen_s = max(result.thaw.frozen_s.values(), default=0.0)
+            if result.thaw.window is not None:
+                a, b = result.thaw.window
+                result.frozen_window = (a - t0, b - t0)
             notify("thawed")
     if result.snapshot.code:
         result.findings.append(

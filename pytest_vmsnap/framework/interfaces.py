@@ -27,6 +27,9 @@ class ThawResult:
     code: int
     message: str = ""
     frozen_s: dict[str, float] = field(default_factory=dict)
+    window: tuple[float, float] | None = None
+    """When the file systems were frozen, on the monotonic clock: from the first mount's
+    FIFREEZE returning to the last FITHAW returning (None when the freezer did not measure it)."""
 
 
 @dataclass

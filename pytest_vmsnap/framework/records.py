@@ -48,6 +48,11 @@ class FreezeRecord(TypedDict, total=False):
     real: bool
     frozen: bool
     frozen_s: float
+    window_s: list[float] | None
+    """``[start, end]`` of the time the file systems were frozen (the first FIFREEZE done to
+    the last FITHAW done, so ``end - start`` is ``frozen_s``), on the timeline's clock: seconds
+    from the start of the cycle in the engine's record, of the run in the ``vmsnap run`` JSON;
+    None when the freezer did not measure it."""
     mounts: list[Any]
     code: int | None
     message: str
@@ -61,6 +66,10 @@ class SnapshotRecord(TypedDict, total=False):
     real: bool
     taken: bool
     duration_s: float
+    """How long the backend's ``take()`` ran (copying or cloning the disk images)."""
+    take_s: list[float]
+    """``[start, end]`` of the backend's ``take()``, in seconds from the start of the run
+    (the controller's measure; absent when no backend took it: an injected result)."""
     message: str
 
 

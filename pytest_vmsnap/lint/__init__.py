@@ -22,12 +22,13 @@ from __future__ import annotations
 
 import os
 import shutil
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from ..framework import profiles as profiles_mod
-from ..framework.checks import precheck, resolve
+from ..framework.checks import OwnerName, passwd_owner_name, precheck, resolve
 from ..framework.config import HOST_TIMEOUT_CAP_S, PLUGIN_CONFIG
 from ..framework.profiles import DOCUMENTED, EXTENSION, Profile
 from .config_checks import KNOWN_KEYS, load_config, warn_config
@@ -45,35 +46,74 @@ from .script_checks import (
     warn_shebang,
 )
 from .shell_text import scan_shell
+from .sources import Source, name_sources
 from .writable_paths import warn_writable
 
-__all__ = ["ERROR", "KNOWN_KEYS", "WARNING", "WARNING_IDS", "Finding", "LintReport", "lint"]
+__all__ = [
+    "ERROR",
+    "KNOWN_KEYS",
+    "WARNING",
+    "WARNING_IDS",
+    "Finding",
+    "LintReport",
+    "Source",
+    "lint",
+]
 
 _SCRIPT_READ_LIMIT = 1024 * 1024  # scripts are text; a larger file is judged by its head
 # Where a MariaDB server's program lives (Debian/Ubuntu and SUSE; RHEL).
 _MARIADB_SERVERS = ("usr/sbin/mariadbd", "usr/libexec/mariadbd", "usr/bin/mariadbd")
 
 
-def lint(root: str | Path = "/", profile: str | Profile = "extension") -> LintReport:
+def lint(
+    root: str | Path = "/",
+    profile: str | Profile = "extension",
+    *,
+    sources: Sequence[Source] = (),
+    owner_name: OwnerName = passwd_owner_name,
+) -> LintReport:
     """Lint the pre/post-script setup of the machine whose ``/`` is ``root``.
 
     The pre-check runs as the extension would under ``profile`` (its failure is the error);
     it also runs under the other profile to report where the two differ. Raises
     :class:`NotADirectoryError` when ``root`` is not a directory and :class:`ValueError` for
     an unknown profile name.
+
+    ``sources``: ``root`` is a scratch root made of the user's files (``vmsnap lint
+    --config``): the findings name those files, and the directories on the way, ours, are not
+    judged. ``owner_name`` names a file's owner for the pre-check (see
+    :func:`~pytest_vmsnap.framework.checks.precheck`).
     """
     chosen = profiles_mod.get(profile)
     root = Path(root)
     if not root.is_dir():
         raise NotADirectoryError(f"{root} is not a directory")
     other = DOCUMENTED if chosen.name == EXTENSION.name else EXTENSION
-    results = {chosen.name: precheck(root, profile=chosen), other.name: precheck(root, other)}
-    pc = results[chosen.name]
+    results = {
+        chosen.name: precheck(root, profile=chosen, owner_name=owner_name),
+        other.name: precheck(root, other, owner_name=owner_name),
+    }
     report = LintReport(
         root=str(root),
         profile=chosen.name,
         precheck_codes={name: r.code for name, r in results.items()},
+        sources=list(sources),
     )
+    report.findings = _lint_root(root, chosen, other, results, sources)
+    if sources:
+        report.findings = name_sources(report.findings, sources, chosen)
+    return report
+
+
+def _lint_root(
+    root: Path,
+    chosen: Profile,
+    other: Profile,
+    results: dict[str, Any],
+    sources: Sequence[Source],
+) -> list[Finding]:
+    """The findings of :func:`lint`, in the report's order."""
+    pc = results[chosen.name]
     config_path = (
         pc.host.plugins[0].config_path if pc.host is not None and pc.host.plugins else PLUGIN_CONFIG
     )
@@ -83,8 +123,7 @@ def lint(root: str | Path = "/", profile: str | Profile = "extension") -> LintRe
 
     if pc.workload_takes_over:
         warn_workload(out, pc)
-        report.findings = out.findings
-        return report
+        return out.findings
     warn_host_no_plugins(out, pc)
 
     warn_precheck_difference(out, pc, results[other.name], chosen, other)
@@ -93,9 +132,9 @@ def lint(root: str | Path = "/", profile: str | Profile = "extension") -> LintRe
         host_cap = pc.host.timeout_s if pc.host is not None else HOST_TIMEOUT_CAP_S
         warn_config(out, raw, host_cap)
         _lint_scripts(out, root, raw)
-    warn_writable(out, root, raw, config_path)
-    report.findings = out.findings
-    return report
+    if not sources:  # a scratch root's directories are ours, not the VM's
+        warn_writable(out, root, raw, config_path)
+    return out.findings
 
 
 def _lint_scripts(out: Collector, root: Path, raw: dict[str, Any]) -> None:

@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from ..framework import codes
 from ..framework.config import PLUGIN_CONFIG
 from .wording import plural
+
+if TYPE_CHECKING:
+    from .sources import Source
 
 ERROR = "error"
 WARNING = "warning"
@@ -93,10 +97,14 @@ class LintReport:
     """Everything ``lint`` found for one machine root."""
 
     root: str
+    """The machine root linted; '' for a scratch root made of :attr:`sources`."""
     profile: str
     findings: list[Finding] = field(default_factory=list)
     precheck_codes: dict[str, int] = field(default_factory=dict)
     """The pre-check's code under each profile (0 = passes)."""
+    sources: list[Source] = field(default_factory=list)
+    """The user's files the root was made of (``vmsnap lint --config``, the battery), which
+    the findings name; empty for a machine root given as it is."""
 
     @property
     def errors(self) -> list[Finding]:
@@ -115,7 +123,7 @@ class LintReport:
 
     def to_dict(self) -> dict[str, object]:
         """JSON-ready form of the whole report."""
-        return {
+        out: dict[str, object] = {
             "root": self.root,
             "profile": self.profile,
             "ok": self.ok,
@@ -123,10 +131,21 @@ class LintReport:
             "errors": [f.to_dict() for f in self.errors],
             "warnings": [f.to_dict() for f in self.warnings],
         }
+        if self.sources:  # the user's files were linted, not a machine root
+            out["files"] = [s.to_dict() for s in self.sources]
+            out["modes_declared"] = any(s.declared for s in self.sources)
+        return out
 
     def format_text(self) -> str:
         """Readable text: errors first, then warnings, each with its action, then a summary."""
         lines = [f"vmsnap lint {self.root} (profile {self.profile})"]
+        if self.sources:
+            from .sources import declared_text
+
+            files = ", ".join(dict.fromkeys(s.path for s in self.sources))
+            lines = [f"vmsnap lint {files}, installed as on the VM (profile {self.profile})"]
+            if declared := declared_text(self.sources):
+                lines.append(f"modes as deployed (vmsnap_modes): {declared}")
         for finding in self.errors + self.warnings:
             lines.append(finding.format_text())
         n_err, n_warn = len(self.errors), len(self.warnings)

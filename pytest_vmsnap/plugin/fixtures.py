@@ -190,18 +190,17 @@ def vmsnap_cycle(
         __tracebackhide__ = True
         nonlocal count
         from ..cycle import run as cycle_run
-        from .reporter import record_run
+        from .reporter import cycle_label, record_run, testcase_properties
 
         settings = resolve_settings(vmsnap_settings, request.node, overrides, "vmsnap_cycle()")
         _fail_on_problems(settings, "vmsnap_cycle()", need_config=True)
         count += 1
         node = request.node
         name = name or (node.name if count == 1 else f"{node.name}#{count}")
-        result = cycle_run.run(settings, hooks=hooks)
+        with cycle_label(name):
+            result = cycle_run.run(settings, hooks=hooks)
         record_run(node, name, result)
-        d = result.to_dict()
-        for key in ("verdict", "status", "health_code", "consistency"):
-            node.user_properties.append((f"vmsnap.{name}.{key}", d[key]))
+        testcase_properties(node, name, result)
         return result
 
     return cycle
@@ -215,7 +214,8 @@ def vmsnap_sqlite(vmsnap_vm: Callable[..., VmHandle]) -> VmHandle:
 
 @pytest.fixture
 def vmsnap_postgres(vmsnap_vm: Callable[..., VmHandle]) -> VmHandle:
-    """A stand-in VM running PostgreSQL 15 (``/var/lib/postgresql/15/main``, port 5432)."""
+    """A stand-in VM running PostgreSQL (``/var/lib/postgresql/<major>/main``, port 5432; the
+    newest major version installed, or ``vmsnap_pg_version``)."""
     return vmsnap_vm(app="postgres")
 
 

@@ -27,10 +27,12 @@ def summary_line(name: str, run: dict[str, Any]) -> str:
     frozen = freeze.get("frozen_s") or 0.0
     # Prompt pacing skips the extension's waits: a verdict under it always says so.
     paced = " | prompt pacing" if run.get("pacing") == "prompt" else ""
+    # The files were given modes they do not have here: a pass holds for the declared ones.
+    modes = f" | modes as deployed {run['modes_declared']}" if run.get("modes_declared") else ""
     return (
         f"{name}: {run.get('verdict', '?')} | status {run.get('status')} "
         f"health {run.get('health_code')} | frozen {frozen * 1000:.0f} ms | "
-        f"{script('pre', pre)} | {script('post', post)}{probes_text(run)}{paced}"
+        f"{script('pre', pre)} | {script('post', post)}{probes_text(run)}{paced}{modes}"
     )
 
 

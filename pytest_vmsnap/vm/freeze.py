@@ -290,12 +290,17 @@ class GuardFreezer:
             self.thaw_latency_s = self.thawed_at - start
         outcome = self._stop_guard(0)  # forces a thaw only if the guard did not
         frozen_s = dict(self.frozen_s)
+        # The longest-frozen mount was frozen first and thawed last, just before THAWED.
+        longest = max(frozen_s.values(), default=0.0)
+        at = self.thawed_at
+        window = (at - longest, at) if at is not None and frozen_s else None
         if early:
             return ThawResult(
                 2,
                 f"{INCONSISTENT}: the freeze guard had already thawed on its own (exit {rc}) "
                 f"before the thaw request: {self._tail()}",
                 frozen_s,
+                window,
             )
         if rc is None:
             return ThawResult(
@@ -303,15 +308,21 @@ class GuardFreezer:
                 f"{INCONSISTENT}: the freeze guard did not exit within {THAW_WAIT_S:.0f} s of the"
                 f" thaw request; {outcome}",
                 frozen_s,
+                window,
             )
         if rc != 0:
             detail = self._tail()
             return ThawResult(
-                2, f"{INCONSISTENT}: the freeze guard exited with code {rc}: {detail}", frozen_s
+                2,
+                f"{INCONSISTENT}: the freeze guard exited with code {rc}: {detail}",
+                frozen_s,
+                window,
             )
-        longest = max(frozen_s.values(), default=0.0)
         return ThawResult(
-            0, f"thawed {len(frozen_s)} file system(s), frozen at most {longest:.3f} s", frozen_s
+            0,
+            f"thawed {len(frozen_s)} file system(s), frozen at most {longest:.3f} s",
+            frozen_s,
+            window,
         )
 
     def close(self) -> list[str]:

@@ -7,11 +7,14 @@ from __future__ import annotations
 import contextlib
 import os
 import subprocess
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
-PACKAGE_ROOT = str(Path(__file__).resolve().parents[2])
-"""The directory that holds ``pytest_vmsnap`` (a checkout or site-packages)."""
+PACKAGE_DIR = Path(str(resources.files("pytest_vmsnap"))).resolve()
+"""The ``pytest_vmsnap`` package's own directory (in a checkout or site-packages)."""
+PACKAGE_ROOT = str(PACKAGE_DIR.parent)
+"""The directory that holds ``pytest_vmsnap``: what our helper processes import it from."""
 
 
 def helper_env() -> dict[str, str]:

@@ -14,12 +14,12 @@ from pathlib import Path
 
 import pytest
 
+from pytest_vmsnap import data
 from pytest_vmsnap.cycle.run import run
 from pytest_vmsnap.evidence import oracle
 from pytest_vmsnap.settings import Settings
 
-REPO = Path(__file__).resolve().parents[2]
-SAMPLES = REPO / "sample_scripts"
+SAMPLES = data.sample_scripts()
 CONFIG = {
     "pluginName": "ScriptRunner",
     "preScriptLocation": "/etc/azure/scripts/pre.sh",
@@ -40,7 +40,7 @@ def _settings(tmp_path: Path, app: str, pre: str, post: str, **changes: object) 
     for which, name in (("pre", pre), ("post", post)):
         src = SAMPLES / app / name
         if not src.is_file():
-            pytest.skip(f"sample script {src.relative_to(REPO)} is not there")
+            pytest.skip(f"sample script {src.relative_to(SAMPLES)} is not there")
         dst = tmp_path / f"{which}-{name}"
         shutil.copy(src, dst)
         dst.chmod(0o700)
@@ -60,14 +60,12 @@ def _settings(tmp_path: Path, app: str, pre: str, post: str, **changes: object) 
 
 
 def _host_available(app: str) -> str | None:
-    binary = {
-        "postgres": "/usr/lib/postgresql/15/bin/postgres",
-        "mariadb": "/usr/sbin/mariadbd",
-        "redis": "/usr/bin/redis-server",
-        "sqlite": "/usr/bin/sqlite3",
-    }
-    if not Path(binary[app]).exists():
-        return f"{app} is not installed on the host: no host stand-in to compare with"
+    from pytest_vmsnap.apps.discover import host_problems
+
+    binary = {"sqlite": "/usr/bin/sqlite3"}  # the others: found as the host stand-in finds them
+    problems = host_problems(app) + ([] if Path(binary.get(app, "/")).exists() else ["no sqlite3"])
+    if problems:
+        return f"{app} is not installed on the host ({problems[0]}): no host stand-in to compare"
     return None
 
 

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import pytest
 
+from pytest_vmsnap import data
 from pytest_vmsnap.apps import mariadb
 from pytest_vmsnap.apps.base import BANK_TOTAL
 from pytest_vmsnap.vm.host import HostVM
@@ -30,7 +31,7 @@ if shutil.which("mariadbd") is None or shutil.which("mariadb-install-db") is Non
 APP = mariadb.APP
 FIFREEZE = 0xC0045877
 FITHAW = 0xC0045878
-SCRIPTS = Path(__file__).resolve().parents[2] / "sample_scripts" / "mariadb"
+SCRIPTS = data.sample_scripts("mariadb")
 SCRIPT_DIR = "/etc/vmsnap-samples"  # the VM's /etc is a private overlay
 
 ROUND_TRIP = """

@@ -1,6 +1,7 @@
-"""PostgreSQL 15 in a stand-in VM: provision, client, probes, layouts, crash recovery, scripts.
+"""PostgreSQL in a stand-in VM: provision, client, probes, layouts, crash recovery, scripts.
 
-Needs root, loop devices and Debian's postgresql-15 (``/usr/lib/postgresql/15/bin``).
+Needs root, loop devices and a PostgreSQL under ``/usr/lib/postgresql/<major>/bin`` (Debian's
+``postgresql``: 15 on Debian 12); the paths below follow the version found.
 """
 
 from __future__ import annotations
@@ -18,19 +19,23 @@ from pathlib import Path
 
 import pytest
 
+from pytest_vmsnap import data
 from pytest_vmsnap.apps import postgres
-from pytest_vmsnap.apps.base import BANK_TOTAL
+from pytest_vmsnap.apps.base import BANK_TOTAL, AppOptions
+from pytest_vmsnap.apps.discover import NotInstalled, find_postgres
 from pytest_vmsnap.vm.host import HostVM
 from pytest_vmsnap.vm.model import Disk, DiskSpec
 
 pytest.importorskip("psycopg")
-if not Path(postgres.BIN, "postgres").exists():
-    pytest.skip("PostgreSQL 15 (Debian postgresql-15) is not installed", allow_module_level=True)
+try:
+    PG = find_postgres()  # what the app finds in a host stand-in, whose root is this one's
+except NotInstalled as err:
+    pytest.skip(str(err), allow_module_level=True)
 
 APP = postgres.APP
 FIFREEZE = 0xC0045877
 FITHAW = 0xC0045878
-SCRIPTS = Path(__file__).resolve().parents[2] / "sample_scripts" / "postgres"
+SCRIPTS = data.sample_scripts("postgres")
 
 CLIENT_ROUND_TRIP = """
 import json
@@ -163,7 +168,7 @@ def test_client_probes_and_scripts_on_one_disk(simple_vm: Callable[..., HostVM])
     rows = "SELECT count(*) FROM vmsnap_probe"
     before = int(APP.psql(vm, rows))
     holder = vm.popen(
-        ["runuser", "-u", "postgres", "--", f"{postgres.BIN}/psql", "-X", "-q", "-d", "vmsnap"],
+        ["runuser", "-u", "postgres", "--", PG.program("psql"), "-X", "-q", "-d", "vmsnap"],
         stdin=subprocess.PIPE,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
@@ -236,7 +241,8 @@ def test_client_probes_and_scripts_on_one_disk(simple_vm: Callable[..., HostVM])
     assert b"backup is not in progress" in stopped.stderr
 
     versions = APP.versions(vm)
-    assert "15." in versions["postgres"] and versions["server"].startswith("PostgreSQL 15")
+    assert f"{PG.version}." in versions["postgres"], versions
+    assert versions["server"].startswith(f"PostgreSQL {PG.version}") and versions["postgres_bin"]
     report = APP.integrity(vm)
     assert report.ok, report.details
     assert any("vmsnap_log_pkey: btree ok" in d for d in report.details)
@@ -246,14 +252,33 @@ def test_client_probes_and_scripts_on_one_disk(simple_vm: Callable[..., HostVM])
     assert down.returncode != 0 and b"does not answer" in down.stderr
 
 
+def test_paths_follow_the_version_found_or_named(simple_vm: Callable[..., HostVM]) -> None:
+    # Named the way a user would (vmsnap_pg_bin): the same installation, the same paths.
+    app = postgres.PostgresApp(bin_dir=PG.bin).configured(AppOptions(pg_bin=PG.bin + "/"))
+    assert app.install(simple_vm([])) == PG  # a VM with no disk sees the same /usr
+    specs = [DiskSpec(s.name, s.mountpoint, 512, s.fs) for s in app.layout(1, "ext4")]
+    vm = simple_vm(specs)
+    app.provision(vm)
+    assert app.psql(vm, "SHOW cluster_name").strip() == f"{PG.version}/main"
+    assert app.psql(vm, "SHOW data_directory").strip() == PG.data
+    assert vm.path(f"{PG.data}/PG_VERSION").read_text().strip() == PG.version
+    assert f"/run/postgresql-log/postgresql-{PG.version}-main.log" == PG.log_file
+    assert "database system is ready" in vm.path(PG.log_file).read_text()
+    wrong = postgres.PostgresApp(version="7")
+    report = wrong.start(vm, 5)  # a version that is not there: one line with the fix
+    assert not report.started and "PostgreSQL 7 is not installed" in report.error
+    assert "apt-get install postgresql-7" in report.error
+    app.stop(vm)
+
+
 def test_wal_on_second_disk_xfs(simple_vm: Callable[..., HostVM]) -> None:
     vm = provisioned(simple_vm, disks=2, fs="xfs")
-    assert os.readlink(vm.path(f"{postgres.DATA}/pg_wal")) == postgres.WAL_DIR
-    assert any(p.name.startswith("0000") for p in vm.path(postgres.WAL_DIR).iterdir())
+    assert os.readlink(vm.path(f"{PG.data}/pg_wal")) == PG.wal_dir
+    assert any(p.name.startswith("0000") for p in vm.path(PG.wal_dir).iterdir())
     state = in_vm(vm, CLIENT_ROUND_TRIP)
     assert state["seqs"] == [1, 2, 10000001] and state["total"] == BANK_TOTAL
     walfile = APP.psql(vm, "SELECT pg_walfile_name(pg_current_wal_lsn())").strip()
-    assert vm.path(f"{postgres.WAL_DIR}/{walfile}").exists()
+    assert vm.path(f"{PG.wal_dir}/{walfile}").exists()
 
 
 def test_restored_copy_of_three_disks_runs_crash_recovery(
@@ -294,7 +319,7 @@ def test_restored_copy_of_three_disks_runs_crash_recovery(
         relpath = APP.psql(vm2, "SELECT pg_relation_filepath('vmsnap_log')").strip()
         APP.stop(vm2)
         # inside the VM: the table lives behind pg_tblspc's absolute symlink to the third disk
-        damage = f"f = open('{postgres.DATA}/{relpath}', 'r+b'); f.seek(4000); f.write(b'X' * 64)"
+        damage = f"f = open('{PG.data}/{relpath}', 'r+b'); f.seek(4000); f.write(b'X' * 64)"
         vm2.run([sys.executable, "-c", damage])
         assert APP.start(vm2, 30).started
         damaged = APP.integrity(vm2)

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import pytest
 
+from pytest_vmsnap import data
 from pytest_vmsnap.apps import redis as redis_app
 from pytest_vmsnap.apps.base import BANK_TOTAL
 from pytest_vmsnap.vm.host import HostVM
@@ -30,7 +31,7 @@ if shutil.which("redis-server") is None or shutil.which("redis-check-aof") is No
 APP = redis_app.APP
 FIFREEZE = 0xC0045877
 FITHAW = 0xC0045878
-SCRIPTS = Path(__file__).resolve().parents[2] / "sample_scripts" / "redis"
+SCRIPTS = data.sample_scripts("redis")
 SCRIPT_DIR = "/etc/vmsnap-samples"  # the VM's /etc is a private overlay
 SOCK = redis_app.SOCKET
 

@@ -19,13 +19,12 @@ from canaries import placed
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from pytest_vmsnap import cli
+from pytest_vmsnap import cli, data
 from pytest_vmsnap.framework import codes
 from pytest_vmsnap.vm.helpers import PACKAGE_ROOT
 
-REPO = Path(__file__).resolve().parents[2]
-SAMPLES = REPO / "sample_scripts" / "sqlite"
-BASE = json.loads((REPO / "examples/sqlite/VMSnapshotScriptPluginConfig.json").read_text())
+SAMPLES = data.sample_scripts("sqlite")
+BASE = json.loads((data.example("sqlite") / data.CONFIG_NAME).read_text())
 FIELDS = sorted(BASE)
 HOSTILE_LOCATIONS = [
     "relative/pre.sh",

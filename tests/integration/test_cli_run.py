@@ -148,3 +148,21 @@ def test_a_config_the_extension_cannot_read_still_runs_its_cycle(
     assert any("installed at /opt/pre.sh (--pre-at)" in n for n in notes), notes
     assert any("was not installed" in n and "not valid JSON" in n for n in notes), notes
     assert done.returncode == 1
+
+
+def test_vmsnap_run_verbose_says_each_phase(tmp_path: Path, root_required: None) -> None:
+    """``-v``: a line per phase on stderr, in the cycle's order (the lines ``pytest -v``
+    shows live); without it, none."""
+    config, pre, post = cycle_files(tmp_path, "sqlite")
+    done, _ = vmsnap_run(tmp_path, "sqlite", config, pre, post, "--quiesce", "lock", "-v")
+    assert done.returncode == 0, done.stderr
+    phases = [
+        line.removeprefix("vmsnap: ").split(":", 1)[0]
+        for line in done.stderr.splitlines()
+        if line.startswith("vmsnap: ") and ": " in line.removeprefix("vmsnap: ")
+    ]
+    wanted = ["build", "load", "pre", "freeze", "snapshot", "thaw", "post", "restore", "judge"]
+    assert [p for p in dict.fromkeys(phases) if p in wanted] == wanted, done.stderr
+    assert "vmsnap: judge: application-consistent" in done.stderr.splitlines()
+    quiet, _ = vmsnap_run(tmp_path, "sqlite", config, pre, post, "--quiesce", "lock")
+    assert "build:" not in quiet.stderr, quiet.stderr

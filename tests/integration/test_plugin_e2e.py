@@ -22,11 +22,12 @@ from plugin_runs import (
     run_pytest,
 )
 
+from pytest_vmsnap.data import CONFIG_NAME, example, sample_scripts
+
 pytest_plugins = ["pytester"]
 
-REPO = Path(__file__).resolve().parents[2]
-EXAMPLE_CONFIG = REPO / "examples" / "sqlite" / "VMSnapshotScriptPluginConfig.json"
-SAMPLES = REPO / "sample_scripts" / "sqlite"
+EXAMPLE_CONFIG = example("sqlite") / CONFIG_NAME
+SAMPLES = sample_scripts("sqlite")
 
 
 def _install(src: Path, dst: Path, mode: int) -> None:
@@ -87,7 +88,7 @@ def test_fault_items_follow_the_outcome_table(
     post-script first, so the lock the pre-script took is released)."""
     tmp = Path(tempfile.gettempdir())
     before = set(tmp.glob("vmsnap-fault-*"))
-    result = run_pytest(_project(pytester), "--vmsnap", "-k", "fault")
+    result = run_pytest(_project(pytester), "--vmsnap", "-k", "fault", "-v")
     result.assert_outcomes(passed=5)
     assert set(tmp.glob("vmsnap-fault-*")) - before == set()  # the faults' files are gone
     result.stdout.fnmatch_lines(
@@ -97,6 +98,15 @@ def test_fault_items_follow_the_outcome_table(
             "fault-post-fails: crash-consistent | status 1 health 301 | *",
             "fault-post-missing: crash-consistent | status 1 health 303 | *",
             "fault-snapshot-fails: not-taken | status 2 health 2 | *",
+        ]
+    )
+    result.stdout.fnmatch_lines(  # -v: the live phase lines of each cycle
+        [
+            "vmsnap::fault-pre-hangs ",
+            "    vmsnap fault-pre-hangs: build: host stand-in, 1 ext4 disk(s), sqlite",
+            "    vmsnap fault-pre-hangs: pre: pre-script started",
+            "    vmsnap fault-pre-hangs: judge: crash-consistent",
+            "vmsnap::fault-pre-hangs PASSED*",
         ]
     )
     found = reports(pytester)
@@ -112,13 +122,13 @@ def test_lock_released_by_the_pre_script_fails_the_quiesce_check(
     result.assert_outcomes(failed=1)
     result.stdout.fnmatch_lines(
         [
-            "*_ vmsnap: quiesce probe _*",
+            "*_ vmsnap::quiesce: quiesce probe _*",
             "quiesce probe: a write on a fresh connection was accepted at the pre-script's end "
             "while the scripts claimed to hold a lock",
             "  (vmsnap_quiesce = lock: the scripts claim to hold a lock)",
             "  probe: *",
             "    -> Keep the lock in a session that outlives the pre-script*",
-            "FAILED vmsnap::quiesce probe - *",
+            "FAILED vmsnap::quiesce - *",
         ]
     )
     out = result.stdout.str() + result.stderr.str()
@@ -134,18 +144,18 @@ def test_worst_case_window_item_catches_a_watchdog_shorter_than_the_window(
     longer: the bundled pair passes with its 120 s watchdog and fails, with the moment the lock
     was gone, when its watchdog is 2 s."""
     project = _project(pytester, vmsnap_worst_window="4", vmsnap_pacing="prompt")
-    result = run_pytest(project, "--vmsnap", "-k", "worst")
+    result = run_pytest(project, "--vmsnap", "-k", "worst-window")
     result.assert_outcomes(passed=1)
     result.stdout.fnmatch_lines(["window: application-consistent | *"])
     config = project.path / "backup/VMSnapshotScriptPluginConfig.json"
     data = json.loads(config.read_text())
     data["preScriptParams"] = [data["preScriptParams"][0], "2"]
     config.write_text(json.dumps(data))
-    result = run_pytest(project, "--vmsnap", "-k", "worst")
+    result = run_pytest(project, "--vmsnap", "-k", "worst-window")
     result.assert_outcomes(failed=1)
     result.stdout.fnmatch_lines(
         [
-            "*_ vmsnap: worst-case window: capture held 4 s _*",
+            "*_ vmsnap::worst-window: worst-case window: capture held 4 s _*",
             "with the capture held 4 s longer (a slow freeze or host snapshot): quiesce probe: "
             "a write on a fresh connection was accepted at * s after the pre-script ended*",
             "*give its watchdog more time than the longest snapshot window.",
@@ -171,39 +181,44 @@ def _timed(settings, hooks=None):
         return _real(settings, hooks=hooks)
     finally:
         worker = os.environ.get("PYTEST_XDIST_WORKER", "main")
-        with open(Path(__file__).parent / f"cycle-{worker}.json", "w") as f:
-            json.dump([t0, time.time()], f)
+        with open(Path(__file__).parent / "cycles.jsonl", "a") as f:
+            f.write(json.dumps([worker, t0, time.time()]) + "\\n")
 
 
 battery.run = _timed
 """
 
 
-def test_xdist_runs_isolated_cycles_in_parallel(
+def test_xdist_shares_the_main_cycle_and_runs_the_others_in_parallel(
     pytester: pytest.Pytester, root_required: None
 ) -> None:
+    """Under ``-n 2`` the three items that judge the main cycle (sent round robin to both
+    workers) judge one cycle, run once by whichever worker needed it first; two other cycles
+    run side by side, one per worker, each in VMs of its own."""
     pytest.importorskip("xdist")
     project = _project(pytester)
     project.makeconftest(TIMING_CONFTEST)
-    # Two items for two workers: each worker runs the main cycle in its own context.
-    result = run_pytest(project, "--vmsnap", "-n", "2", "-k", "application-consistent or liveness")
-    result.assert_outcomes(passed=2)
-    lines = sorted(line for line in result.outlines if line.startswith("main ["))
-    assert [line.split(":", 1)[0] for line in lines] == ["main [gw0]", "main [gw1]"], lines
-    assert all(": application-consistent | status 0 health 0 |" in line for line in lines)
+    shared = run_pytest(project, "--vmsnap", "-n", "2", "-v", "-k", MAIN_CHECKS)
+    shared.assert_outcomes(passed=3)
+    workers = {line.split("]", 1)[0] for line in shared.outlines if " PASSED vmsnap::" in line}
+    assert workers == {"[gw0", "[gw1"}, shared.outlines
+    log = project.path / "cycles.jsonl"
+    assert len(log.read_text().splitlines()) == 1  # one main cycle in the session
+    (main,) = reports(project).values()
+    lines = [line for line in shared.outlines if line.startswith("main [")]
+    assert len(lines) == 1 and ": application-consistent | status 0 health 0 |" in lines[0]
+    assert main["oracle"]["acked_missing"] == 0 and main["oracle"]["invariants_ok"] is True
 
-    found = reports(project)
-    assert sorted(found) == ["main-gw0", "main-gw1"]
-    tags = [found[f"main-{w}"]["tag"] for w in ("gw0", "gw1")]
-    assert tags[0] != tags[1]
-    assert tags[0].endswith("-gw0") and tags[1].endswith("-gw1")
-    for data in found.values():
-        assert data["verdict"] == "application-consistent"
-        assert data["oracle"]["acked_missing"] == 0 and data["oracle"]["invariants_ok"] is True
-    (a0, a1), (b0, b1) = (
-        json.loads((project.path / f"cycle-{w}.json").read_text()) for w in ("gw0", "gw1")
+    log.unlink()
+    parallel = run_pytest(
+        project, "--vmsnap", "-n", "2", "-k", "fault-pre-fails or fault-post-fails"
     )
-    assert max(a0, b0) < min(a1, b1), "the two cycles did not overlap in time"
+    parallel.assert_outcomes(passed=2)
+    (a, b) = [json.loads(x) for x in log.read_text().splitlines()]
+    assert {a[0], b[0]} == {"gw0", "gw1"} and max(a[1], b[1]) < min(a[2], b[2]), (a, b)
+    found = reports(project)
+    tags = [found[k]["tag"] for k in found]
+    assert len(set(tags)) == 3 and all(t.endswith(("-gw0", "-gw1")) for t in tags)
     assert leftovers(tags) == []
 
 

@@ -15,19 +15,20 @@ from pathlib import Path
 
 import pytest
 
+from pytest_vmsnap import data
 from pytest_vmsnap.cycle import testbed
 from pytest_vmsnap.cycle.run import run
 from pytest_vmsnap.cycle.stage import Containment, StageError, stage
 from pytest_vmsnap.settings import Settings
 from pytest_vmsnap.vm.helpers import PACKAGE_ROOT
 
-REPO = Path(__file__).resolve().parents[2]
-SAMPLES = REPO / "sample_scripts" / "sqlite"
+SAMPLES = data.sample_scripts("sqlite")
+EXAMPLE_CONFIG = data.example("sqlite") / data.CONFIG_NAME
 
 
 def _files(tmp_path: Path, pre_location: str) -> Settings:
     config = tmp_path / "VMSnapshotScriptPluginConfig.json"
-    data = json.loads((REPO / "examples/sqlite/VMSnapshotScriptPluginConfig.json").read_text())
+    data = json.loads(EXAMPLE_CONFIG.read_text())
     data["preScriptLocation"] = pre_location
     config.write_text(json.dumps(data))
     config.chmod(0o600)

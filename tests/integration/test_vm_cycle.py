@@ -20,13 +20,14 @@ from typing import Any
 
 import pytest
 
+from pytest_vmsnap import data
 from pytest_vmsnap.cycle.run import run
 from pytest_vmsnap.evidence import oracle
 from pytest_vmsnap.framework.environment import EXTENSION_DIR, SCRIPT_ENV
 from pytest_vmsnap.settings import Settings
+from pytest_vmsnap.vm.helpers import PACKAGE_ROOT
 
-REPO = Path(__file__).resolve().parents[2]
-SAMPLES = REPO / "sample_scripts" / "sqlite"
+SAMPLES = data.sample_scripts("sqlite")
 
 
 @pytest.fixture
@@ -39,7 +40,7 @@ def sqlite_files(tmp_path: Path, root_required: None) -> dict[str, Path]:
         dst.chmod(0o700)
         files[name] = dst
     config = tmp_path / "VMSnapshotScriptPluginConfig.json"
-    shutil.copy(REPO / "examples" / "sqlite" / "VMSnapshotScriptPluginConfig.json", config)
+    shutil.copy(data.example("sqlite") / data.CONFIG_NAME, config)
     config.chmod(0o600)
     files["config"] = config
     return files
@@ -170,7 +171,7 @@ def frozen_victim(
     script.write_text(f"""
 import json, sys, time
 from pathlib import Path
-sys.path.insert(0, {str(REPO)!r})
+sys.path.insert(0, {PACKAGE_ROOT!r})
 from pytest_vmsnap.cycle.run import run
 from pytest_vmsnap.settings import Settings
 s = Settings(config=Path({str(files["config"])!r}), pre=Path({str(files["pre.sh"])!r}),

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from pytest_vmsnap.cli import build_parser, main
+from pytest_vmsnap.vm.helpers import PACKAGE_ROOT
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="ownership checks need root")
 
@@ -158,7 +159,7 @@ def test_help_documents_exit_codes(capsys: pytest.CaptureFixture[str]) -> None:
 def test_commands_registered() -> None:
     parser = build_parser()
     (sub,) = [a for a in parser._actions if a.dest == "command"]
-    assert sorted(sub.choices) == ["cleanup", "lint", "run"]
+    assert {"cleanup", "example", "lint", "run"} <= set(sub.choices)
 
 
 def test_run_help_documents_the_contract(capsys: pytest.CaptureFixture[str]) -> None:
@@ -183,12 +184,13 @@ def test_run_help_documents_the_contract(capsys: pytest.CaptureFixture[str]) -> 
 
 def test_module_entry_point(tmp_path: Path) -> None:
     root = machine(tmp_path, "broken")
-    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    # The package under test, wherever it is imported from (a checkout or an installed wheel).
+    env = {**os.environ, "PYTHONPATH": PACKAGE_ROOT}
     proc = subprocess.run(
         [sys.executable, "-m", "pytest_vmsnap.cli", "lint", "--root", str(root)],
         capture_output=True,
         text=True,
-        cwd=REPO,
+        cwd=tmp_path,
         env=env,
         timeout=60,
         check=False,
@@ -201,7 +203,7 @@ def test_module_entry_point(tmp_path: Path) -> None:
         [sys.executable, "-m", "pytest_vmsnap.cli", "lint", "--root", str(tmp_path / "x")],
         capture_output=True,
         text=True,
-        cwd=REPO,
+        cwd=tmp_path,
         env=env,
         timeout=60,
         check=False,

@@ -13,8 +13,7 @@ from typing import Any
 import pytest
 
 from pytest_vmsnap.vm.forkserver import CallError, ForkServer
-
-REPO = str(Path(__file__).resolve().parents[2])
+from pytest_vmsnap.vm.helpers import PACKAGE_ROOT
 
 
 class LocalVM:
@@ -23,7 +22,7 @@ class LocalVM:
     name = "local"
 
     def popen(self, argv: list[str], **kwargs: Any) -> subprocess.Popen[bytes]:
-        env = dict(os.environ, PYTHONPATH=REPO)
+        env = dict(os.environ, PYTHONPATH=PACKAGE_ROOT)
         return subprocess.Popen(argv, env=env, **kwargs)
 
 

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from pytest_vmsnap.vm import names
+from pytest_vmsnap.vm.helpers import PACKAGE_ROOT
 
 
 def test_tag_is_prefix_and_six_hex(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -97,11 +98,10 @@ def test_owner_record_tells_live_from_dead(tmp_path: Path) -> None:
     # A process that claimed a tag and exited: its record stays, but it is not alive.
     other = names.new_tag(worker="")
     code = "import sys; from pytest_vmsnap.vm import names; names.claim(sys.argv[1], sys.argv[2])"
-    root = str(Path(names.__file__).resolve().parents[2])
     subprocess.run(
         [sys.executable, "-c", code, str(tmp_path), other],
         check=True,
-        env={**os.environ, "PYTHONPATH": root},
+        env={**os.environ, "PYTHONPATH": PACKAGE_ROOT},
     )
     assert names.owner_file(tmp_path, other).exists()
     assert names.owner_alive(tmp_path, other) is False

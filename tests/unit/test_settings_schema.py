@@ -126,3 +126,55 @@ def test_writers_is_an_enum_setting_of_every_face(tmp_path: Path) -> None:
     ]
     with pytest.raises(ValueError, match="not one of"):
         roles("root")
+
+
+def test_ini_types_follow_the_fields_types() -> None:
+    """The type pytest reads each ``vmsnap_<key>`` with: numbers and bools typed (native TOML
+    takes ``vmsnap_disks = 2``), env a list of lines, everything else one string."""
+    by_parse = {int: "int", float: "float", Path: "string"}
+    for f in FIELDS:
+        assert f.ini_type == by_parse.get(f.parse, f.ini_type), f.name
+    types = {f.name: f.ini_type for f in FIELDS}
+    assert (types["disks"], types["worst_window_s"], types["lint_strict"]) == (
+        "int",
+        "float",
+        "bool",
+    )
+    assert (types["env"], types["app"], types["config"]) == ("linelist", "string", "string")
+
+
+@pytest.mark.parametrize(
+    ("values", "message"),
+    [
+        ({"disks": [2]}, "m: disks must be a whole number, not [2]"),
+        ({"disks": True}, "m: disks must be a whole number, not True"),
+        ({"disks": 2.5}, "m: disks must be a whole number, not 2.5"),
+        ({"window_s": "soon"}, "m: window must be a number, not 'soon'"),
+        ({"lint_strict": 1}, "m: lint_strict must be true or false, not 1"),
+        ({"fs": 3}, "m: fs must be one of ext4, xfs, btrfs, not 3"),
+        ({"config": 3}, "m: config must be a path, not 3"),
+        ({"owner": ["root"]}, "m: owner must be text, not ['root']"),
+        ({"env": [1, 2]}, "m: env takes KEY=VALUE entries"),
+    ],
+)
+def test_values_of_the_wrong_type_are_named(values: dict[str, object], message: str) -> None:
+    """A marker's or a factory's badly typed argument is a SettingsError naming it (never a
+    TypeError later, in a comparison)."""
+    with pytest.raises(SettingsError) as err:
+        read_values(values, base_dir=Path("/"), where="m")
+    assert str(err.value).startswith(message)
+
+
+def test_typed_values_pass_as_they_are(tmp_path: Path) -> None:
+    got = read_values(
+        {"disks": 2.0, "window_s": 3, "lint_strict": True, "env": ["A=1", "B=2"], "owner": 0},
+        base_dir=tmp_path,
+        where="m",
+    )
+    assert got == {
+        "disks": 2,
+        "window_s": 3,
+        "lint_strict": True,
+        "env": (("A", "1"), ("B", "2")),
+        "owner": "0",
+    }

@@ -63,6 +63,13 @@ PHASE_LABEL = {
     "thaw": "thaw",
     "post": "post-script",
 }
+ROW_LABEL = {
+    **PHASE_LABEL,
+    "freeze-wait": "3 s wait",
+    "window": "capture held",
+    "frozen-poll": "2 s poll",
+}
+"""The timeline's row names, short enough for its label column (the legend has the long ones)."""
 PHASE_COLOR = {
     "precheck": "#8c959f",
     "pre": "#2f6eb5",
@@ -135,7 +142,7 @@ def clip(text: str, limit: int = MAX_OUTPUT_CHARS) -> str:
 
 
 def fmt_dur(seconds: float | None) -> str:
-    """``3.00 s``, ``91 ms``, ``0.8 ms``."""
+    """``3.00 s``, ``91 ms``, ``2.1 ms``, ``0.24 ms``: the one format of every duration."""
     if seconds is None:
         return "—"
     a = abs(seconds)
@@ -145,7 +152,9 @@ def fmt_dur(seconds: float | None) -> str:
         return f"{seconds:.2f} s"
     if a >= 0.01:
         return f"{seconds * 1000:.0f} ms"
-    return f"{seconds * 1000:.1f} ms"
+    if a >= 0.001:
+        return f"{seconds * 1000:.1f} ms"
+    return f"{seconds * 1000:.2f} ms"
 
 
 def fmt_size(n: int) -> str:
@@ -206,6 +215,8 @@ def verdict_of(run: dict[str, Any]) -> str:
     return v if isinstance(v, str) and v else "not-taken"
 
 
-def badge(verdict: str, *, big: bool = False) -> str:
-    cls = VERDICT_CLASS.get(verdict, "none")
+def badge(verdict: str, *, big: bool = False, plain: bool = False) -> str:
+    """The verdict as a pill in its colour; ``plain``: without one, where the colour says
+    whether a check passed instead (a fault's fallback is what its check wants)."""
+    cls = "plain" if plain else VERDICT_CLASS.get(verdict, "none")
     return f'<span class="badge {cls}{" big" if big else ""}">{esc(verdict)}</span>'

@@ -22,6 +22,7 @@ from .format import (
     fmt_size,
     yesno,
 )
+from .measures import DEFINITION, Measure, measures
 
 
 def findings_html(run: dict[str, Any]) -> str:
@@ -53,8 +54,11 @@ def findings_html(run: dict[str, Any]) -> str:
     )
 
 
-def scripts_html(run: dict[str, Any]) -> str:
+def scripts_html(run: dict[str, Any], spans: dict[str, Measure] | None = None) -> str:
+    """Both scripts: how they ran, their codes and their output (``spans``: the run's
+    :func:`~.measures.measures`, for the one number of each script's duration)."""
     scripts = as_dict(run.get("scripts"))
+    spans = measures(run) if spans is None else spans
     cols = []
     for which in ("pre", "post"):
         s = as_dict(scripts.get(which))
@@ -77,7 +81,7 @@ def scripts_html(run: dict[str, Any]) -> str:
         retries = as_int(s.get("retries_logged"))
         rows = [
             ("command", f"<code>{esc(clip(argv, 2000))}</code>"),
-            ("duration", esc(fmt_dur(as_float(s.get("duration_s"))))),
+            ("duration", _duration(spans.get(which))),
             (
                 "exit code",
                 esc(s.get("exit_code")) if s.get("exit_code") is not None else "— (no exit seen)",
@@ -127,6 +131,16 @@ def scripts_html(run: dict[str, Any]) -> str:
             + "</div>"
         )
     return f'<h3>Scripts</h3><div class="scripts">{"".join(cols)}</div>'
+
+
+def _duration(m: Measure | None) -> str:
+    if m is None:
+        return "—"
+    note = " (modelled: the plugin host's watchdog, not waited for)" if m.modelled else ""
+    return (
+        f'<span data-measure="{m.key}" data-seconds="{m.seconds!r}" '
+        f'title="{esc(DEFINITION[m.key])}">{esc(fmt_dur(m.seconds))}</span>{esc(note)}'
+    )
 
 
 _ORACLE_ROWS = (

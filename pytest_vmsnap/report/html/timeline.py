@@ -15,6 +15,7 @@ from .format import (
     PHASE_COLOR,
     PHASE_LABEL,
     PHASES,
+    ROW_LABEL,
     WRITE_COLOR,
     as_dict,
     as_float,
@@ -23,6 +24,7 @@ from .format import (
     esc,
     fmt_dur,
 )
+from .measures import DEFINITION, REST, Measure, measures, phases_of
 
 # SVG geometry, in viewBox units (the SVG scales to the card's width).
 _W = 1120
@@ -31,16 +33,10 @@ _RIGHT = 28
 _ROW = 22
 _ROW_GAP = 5
 _LAT_H = 150
-
-
-def _phases(run: dict[str, Any]) -> list[tuple[str, float, float]]:
-    out = []
-    for p in as_list(run.get("timeline")):
-        p = as_dict(p)
-        start, end = as_float(p.get("start_s")), as_float(p.get("end_s"))
-        if isinstance(p.get("phase"), str) and start is not None and end is not None:
-            out.append((p["phase"], start, max(start, end)))
-    return out
+MIN_BAR = 2.0
+"""A bar narrower than this (in viewBox units) is drawn this wide, to stay visible."""
+ZOOM_BELOW = 0.05
+"""Zoom on the freeze when it spans less than this share of the whole cycle."""
 
 
 def _points(run: dict[str, Any]) -> list[tuple[float, float, str]]:
@@ -64,21 +60,26 @@ def _probes(run: dict[str, Any]) -> list[dict[str, Any]]:
     ]
 
 
-def _frozen_window(
-    run: dict[str, Any], phases: list[tuple[str, float, float]]
-) -> tuple[float, float] | None:
-    """From the start of the freeze to the end of the thaw, when something was frozen."""
+def _focus(
+    phases: list[tuple[str, float, float]], spans: dict[str, Measure]
+) -> list[tuple[str, float, float]]:
+    """What a zoom could show, best first, with its range: the freeze, snapshot and thaw
+    steps with the frozen span; else (the frozen span is long in faithful pacing, which
+    waits for its poll) the snapshot and the thaw."""
     by = {name: (a, b) for name, a, b in phases}
-    if "freeze" not in by:
-        return None
-    freeze = as_dict(run.get("freeze"))
-    if freeze.get("frozen") is False or (
-        freeze.get("frozen") is None and not as_float(freeze.get("frozen_s"))
-    ):
-        return None
-    start = by["freeze"][0]
-    end = max(by.get("thaw", by.get("snapshot", by["freeze"]))[1], by["freeze"][1])
-    return start, end
+    frozen = spans.get("frozen")
+    out = []
+    parts = [by[n] for n in ("freeze", "snapshot", "thaw") if n in by]
+    if frozen is not None and frozen.start is not None:
+        parts.append((frozen.start, frozen.start + frozen.seconds))
+    if parts and (frozen is not None or "freeze" in by):
+        out.append(
+            ("Zoom on the frozen window", min(a for a, _ in parts), max(b for _, b in parts))
+        )
+    tail = [by[n] for n in ("snapshot", "thaw") if n in by]
+    if tail:
+        out.append(("Zoom on the snapshot", min(a for a, _ in tail), max(b for _, b in tail)))
+    return out
 
 
 def _nice_step(span: float, target: int = 9) -> float:
@@ -102,7 +103,7 @@ def _ticks(lo: float, hi: float, target: int = 9) -> tuple[list[float], int]:
 
 
 def timeline_section(idx: int, run: dict[str, Any]) -> str:
-    phases = _phases(run)
+    phases = phases_of(run)
     points = _points(run)
     probes = _probes(run)
     if not phases and not points and not probes:
@@ -120,19 +121,21 @@ def timeline_section(idx: int, run: dict[str, Any]) -> str:
     lo, hi = min(times), max(times)
     span = max(hi - lo, 0.05)
     lo, hi = lo - span * 0.015, hi + span * 0.015
-    window = _frozen_window(run, phases)
-    svgs = [_timeline_svg(f"tl{idx}", run, phases, points, probes, window, lo, hi, zoom=False)]
+    spans = measures(run)
+    svgs = [_timeline_svg(f"tl{idx}", run, phases, points, probes, spans, lo, hi, zoom=False)]
     caption = "Whole cycle"
-    if window and (window[1] - window[0]) < (hi - lo) * 0.05:
-        w = max(window[1] - window[0], 0.001)
+    focus = next((f for f in _focus(phases, spans) if f[2] - f[1] < (hi - lo) * ZOOM_BELOW), None)
+    if focus is not None:
+        title, a, b = focus
+        w = max(b - a, 0.001)
         pad = max(w * 1.2, 0.03)
-        zlo, zhi = window[0] - pad, window[1] + pad
+        zlo, zhi = a - pad, b + pad
         svgs.append(
-            '<div class="zoom-title">Zoom on the frozen window '
+            f'<div class="zoom-title">{esc(title)} '
             f"({esc(fmt_dur(zlo))} … {esc(fmt_dur(zhi))} from the start)</div>"
         )
         svgs.append(
-            _timeline_svg(f"tz{idx}", run, phases, points, probes, window, zlo, zhi, zoom=True)
+            _timeline_svg(f"tz{idx}", run, phases, points, probes, spans, zlo, zhi, zoom=True)
         )
     return (
         f'<h3>Timeline</h3><figure class="timeline"><div class="zoom-title">{caption}</div>'
@@ -151,7 +154,12 @@ def _legend(run: dict[str, Any]) -> str:
         for p in PHASES
         if p not in OPTIONAL_PHASES or p in shown
     ]
-    items.append('<span class="sw frozen"></span>frozen window')
+    items.append('<span class="sw frozen"></span>frozen (first FIFREEZE to last FITHAW)')
+    items.append(
+        f'<span class="sw" style="background:{PHASE_COLOR["pre"]}"></span>'
+        f'<span class="sw rest" style="background:{PHASE_COLOR["pre"]}"></span>'
+        "a number, and the rest of the framework's step"
+    )
     items.append(
         '<svg class="ic" viewBox="0 0 12 12" aria-hidden="true"><circle cx="6" cy="6" r="3.2" '
         f'fill="{WRITE_COLOR}"/></svg>append write'
@@ -184,8 +192,10 @@ def _legend(run: dict[str, Any]) -> str:
     )
     return (
         f'<div class="legend">{"".join(f"<span>{i}</span>" for i in items)}</div>'
-        f'<div class="muted small">Write latency on a log scale; a write is plotted when it '
-        f"started. {note}.</div>"
+        '<div class="muted small">Solid bars are the numbers of the tables above: the '
+        "scripts' run time, the snapshot's take(), the frozen time (hover a bar for its "
+        "definition); a pale bar is the rest of the framework's step. Write latency on a log "
+        f"scale; a write is plotted when it started. {note}.</div>"
     )
 
 
@@ -240,13 +250,33 @@ def _probe_look(run: dict[str, Any], p: dict[str, Any]) -> tuple[str, str, str]:
     return "#9a6700", label, detail
 
 
+_ESTIMATED = (
+    " (This record does not say where it was: the bar is placed from the framework's steps.)"
+)
+
+
+def _row_label(name: str) -> str:
+    """A row's name; a short one carries the long one as its tooltip."""
+    short, long = ROW_LABEL.get(name, name), PHASE_LABEL.get(name, name)
+    return esc(short) if short == long else f"{esc(short)}<title>{esc(long)}</title>"
+
+
+def _bar(x: Any, start: float, seconds: float) -> tuple[float, float]:
+    """``(x, width)`` of a bar that lasts ``seconds`` from ``start``: exactly that long on the
+    axis, or :data:`MIN_BAR` wide when shorter, centred on where it was."""
+    x0, x1 = x(start), x(start + seconds)
+    if x1 - x0 >= MIN_BAR:
+        return x0, x1 - x0
+    return (x0 + x1) / 2 - MIN_BAR / 2, MIN_BAR
+
+
 def _timeline_svg(
     sid: str,
     run: dict[str, Any],
     phases: list[tuple[str, float, float]],
     points: list[tuple[float, float, str]],
     probes: list[dict[str, Any]],
-    window: tuple[float, float] | None,
+    spans: dict[str, Measure],
     lo: float,
     hi: float,
     *,
@@ -286,7 +316,8 @@ def _timeline_svg(
 
     s: list[str] = [
         f'<svg class="tl" viewBox="0 0 {_W} {height:.0f}" role="img" '
-        f'aria-label="timeline of the cycle">'
+        f'aria-label="timeline of the cycle" data-t0="{lo!r}" data-t1="{hi!r}" '
+        f'data-x0="{_LEFT}" data-x1="{_LEFT + pw}">'
     ]
     s.append(
         f'<defs><clipPath id="{sid}-clip"><rect x="{_LEFT}" y="0" width="{pw}" '
@@ -298,7 +329,7 @@ def _timeline_svg(
         s.append(
             f'<rect x="{_LEFT}" y="{y}" width="{pw}" height="{_ROW}" class="lane"/>'
             f'<text x="{_LEFT - 10}" y="{y + _ROW / 2 + 4.5}" class="rowlbl">'
-            f"{esc(PHASE_LABEL.get(name, name))}</text>"
+            f"{_row_label(name)}</text>"
         )
     for k in probe_kinds:
         y = probe_y[k]
@@ -322,60 +353,101 @@ def _timeline_svg(
         f'<text x="{_LEFT + pw / 2}" y="{axis_y + 35}" class="axlbl">seconds from the start '
         "of the run</text>"
     )
-    # frozen window band (under the bars), label above
-    if window is not None:
-        x0, x1 = x(window[0]), x(window[1])
-        if x1 - x0 < 3:
-            mid = (x0 + x1) / 2
-            x0, x1 = mid - 1.5, mid + 1.5
-        frozen_s = as_float(as_dict(run.get("freeze")).get("frozen_s")) or (window[1] - window[0])
+    # the frozen span (under the bars), its number above
+    frozen = spans.get("frozen")
+    if frozen is not None and frozen.start is not None:
+        x0, w = _bar(x, frozen.start, frozen.seconds)
+        tip = DEFINITION["frozen"] + ("" if frozen.exact else _ESTIMATED)
         s.append(
-            f'<g clip-path="url(#{sid}-clip)"><rect x="{x0:.1f}" y="{top - 8}" '
-            f'width="{x1 - x0:.1f}" height="{lat_bottom - top + 8}" class="frozen"/></g>'
+            f'<g clip-path="url(#{sid}-clip)"><rect x="{x0:.2f}" y="{top - 8}" '
+            f'width="{w:.2f}" height="{lat_bottom - top + 8}" class="frozen" '
+            f'data-measure="frozen" data-seconds="{frozen.seconds!r}">'
+            f"<title>{esc(tip)}</title></rect></g>"
         )
-        label = f"frozen {frozen_s * 1000:.0f} ms"
-        lx = min(max((x0 + x1) / 2, _LEFT + 50), _LEFT + pw - 50)
-        s.append(
-            f'<rect x="{lx - 52:.1f}" y="2" width="104" height="19" rx="9.5" class="frozen-pill"/>'
-            f'<text x="{lx:.1f}" y="15.5" class="frozen-lbl">{esc(label)}</text>'
-        )
-    # phase bars
+        label = f"frozen {fmt_dur(frozen.seconds)}"
+        vis0, vis1 = max(x0, _LEFT), min(x0 + w, _LEFT + pw)  # its part in view
+        lx = min(max((vis0 + vis1) / 2, _LEFT + 50), _LEFT + pw - 50)
+        if vis1 >= vis0:
+            s.append(
+                f'<rect x="{lx - 52:.1f}" y="2" width="104" height="19" rx="9.5" '
+                f'class="frozen-pill"/><text x="{lx:.1f}" y="15.5" class="frozen-lbl" '
+                f'data-measure="frozen">{esc(label)}</text>'
+            )
+    # the framework's steps; a step with a number of its own shows it solid, the rest pale
     scripts = as_dict(run.get("scripts"))
-    present = {name for name, _, _ in phases}
+    snap = as_dict(run.get("snapshot"))
     s.append(f'<g clip-path="url(#{sid}-clip)">')
     for name, a, b in phases:
         if name not in row_y:
             continue
         y = row_y[name]
-        xa, xb = x(a), x(b)
-        w = max(xb - xa, 2.0)
         color = PHASE_COLOR.get(name, "#6e7781")
+        label = PHASE_LABEL.get(name, name)
         script = as_dict(scripts.get(name)) if name in ("pre", "post") else {}
         failed = bool(as_int(script.get("error_code")))
         stroke = f' stroke="{BAD_COLOR}" stroke-width="2.5"' if failed else ""
+        m = spans.get(name) if name in ("pre", "post", "snapshot") else None
+        if m is not None and m.start is None:
+            m = None
+        xa, w = _bar(x, a, b - a)
+        tip = f"{label}: the framework's step, {a:.4f} → {b:.4f} s ({fmt_dur(b - a)})"
         text = fmt_dur(b - a)
+        measure = ""
+        if m is None:
+            if name == "snapshot" and not snap.get("taken"):
+                text += " · not taken"
+            s.append(
+                f'<rect x="{xa:.2f}" y="{y + 2}" width="{w:.2f}" height="{_ROW - 4}" rx="3" '
+                f'fill="{color}"{stroke} data-phase="{esc(name)}" '
+                f'data-seconds="{b - a!r}"><title>{esc(tip)}</title></rect>'
+            )
+            inner_x, inner_w = xa, w
+        else:
+            assert m.start is not None
+            # The number's own bar inside its step; a modelled watchdog wait ends with it.
+            inner_x, inner_w = _bar(x, m.start, m.seconds)
+            if m.modelled:
+                inner_w = max(min(inner_w, xa + w - inner_x), MIN_BAR)
+            text = fmt_dur(m.seconds) + (" (modelled, not waited)" if m.modelled else "")
+            rest = f"; the pale rest is {REST[name]}" if b - a > m.seconds else ""
+            tip = (
+                f"{label}: {fmt_dur(m.seconds)}. {DEFINITION[name]} The framework's whole "
+                f"step: {a:.4f} → {b:.4f} s ({fmt_dur(b - a)}){rest}."
+                + ("" if m.exact else _ESTIMATED)
+            )
+            measure = f' data-measure="{name}"'
+            s.append(
+                f'<rect x="{xa:.2f}" y="{y + 2}" width="{w:.2f}" height="{_ROW - 4}" rx="3" '
+                f'fill="{color}" class="rest" data-phase="{esc(name)}" '
+                f'data-seconds="{b - a!r}"><title>{esc(tip)}</title></rect>'
+                f'<rect x="{inner_x:.2f}" y="{y + 2}" width="{inner_w:.2f}" '
+                f'height="{_ROW - 4}" rx="3" fill="{color}"{stroke}{measure} '
+                f'data-seconds="{m.seconds!r}"><title>{esc(tip)}</title></rect>'
+            )
+            end_x = max(xa + w, inner_x + inner_w)
+            xa = min(xa, inner_x)
+            w = end_x - xa
         if failed:
             ec = as_int(script.get("error_code"))
             text += f" · {'timed out' if script.get('timed_out') else 'failed'} ({ec})"
-        tip = f"{PHASE_LABEL.get(name, name)}: {a:.4f} → {b:.4f} s ({fmt_dur(b - a)})"
-        s.append(
-            f'<rect x="{xa:.1f}" y="{y + 2}" width="{w:.1f}" height="{_ROW - 4}" rx="3" '
-            f'fill="{color}"{stroke}><title>{esc(tip)}</title></rect>'
-        )
-        inside = w > len(text) * 7.2 + 12
-        if inside:
+        y_text = y + _ROW / 2 + 4.5
+        # Where the label fits in the view: in the visible part of its bar, after the bar,
+        # or before it; a bar wholly outside the view (a zoom) has none.
+        tw = len(text) * 7.2
+        vis0, vis1 = max(inner_x, _LEFT), min(inner_x + inner_w, _LEFT + pw)
+        if vis1 - vis0 > tw + 12:
             s.append(
-                f'<text x="{xa + 7:.1f}" y="{y + _ROW / 2 + 4.5}" class="barlbl in">'
+                f'<text x="{vis0 + 7:.1f}" y="{y_text}" class="barlbl in"{measure}>'
                 f"{esc(text)}</text>"
             )
-        elif xa + w + 8 + len(text) * 7.2 < _LEFT + pw:
+        elif xa + w + 6 >= _LEFT and xa + w + 8 + tw < _LEFT + pw:
             s.append(
-                f'<text x="{xa + w + 6:.1f}" y="{y + _ROW / 2 + 4.5}" class="barlbl">'
+                f'<text x="{xa + w + 6:.1f}" y="{y_text}" class="barlbl"{measure}>'
                 f"{esc(text)}</text>"
             )
-        else:
+        elif xa - 6 - tw >= _LEFT and xa - 6 <= _LEFT + pw:
             s.append(
-                f'<text x="{xa - 6:.1f}" y="{y + _ROW / 2 + 4.5}" class="barlbl end">'
+                f'<text x="{xa - 6:.1f}" y="{y_text}" class="barlbl end"{measure}>'
                 f"{esc(text)}</text>"
             )
     s.append("</g>")
@@ -385,15 +457,18 @@ def _timeline_svg(
                 f'<text x="{_LEFT + 8}" y="{row_y[name] + _ROW / 2 + 4.5}" class="notrun">'
                 "not run</text>"
             )
-    # probes
-    for p in probes:
+    # probes; a label that would cover another label or marker of its lane is left to the
+    # marker's tooltip
+    shown = [(p, x(as_float(p.get("at_s")) or 0.0)) for p in probes]
+    shown = [(p, xa) for p, xa in shown if _LEFT - 8 <= xa <= _LEFT + pw + 8]
+    taken: dict[str, list[tuple[float, float]]] = {}
+    for p, xa in shown:
+        taken.setdefault(_lane(p), []).append((xa - 9, xa + 9))
+    for p, xa in shown:
         k = _lane(p)
         at = as_float(p.get("at_s")) or 0.0
-        if not lo <= at <= hi:
-            continue
         y = probe_y[k] + _ROW / 2
         color, label, tip = _probe_look(run, p)
-        xa = x(at)
         lat = as_float(p.get("latency_s"))
         xb = xa
         if p.get("probe") == "quiesce" and lat:
@@ -409,19 +484,21 @@ def _timeline_svg(
         )
         tw = len(label) * 7.6
         lx = max(xa + 14, xb + 8)
-        # Right of the marker if it fits there, else on the side with more room (a long
-        # label left of an early marker would run over the lane's name).
-        right, left = _LEFT + pw - lx, xa - 14 - _LEFT
-        if tw < right or right >= left:
-            s.append(
-                f'<text x="{lx:.1f}" y="{y + 4.5}" class="probelbl" fill="{color}">'
-                f"{esc(label)}</text>"
-            )
-        else:
-            s.append(
-                f'<text x="{xa - 14:.1f}" y="{y + 4.5}" class="probelbl end" fill="{color}">'
-                f"{esc(label)}</text>"
-            )
+        # Right of the marker if it fits there, else left (a long label left of an early
+        # marker would run over the lane's name).
+        others = [(a, b) for a, b in taken[k] if not a < xa < b]
+        for extent, cls, tx in (
+            ((lx, lx + tw), "probelbl", lx),
+            ((xa - 14 - tw, xa - 14), "probelbl end", xa - 14),
+        ):
+            inside = extent[0] >= _LEFT and extent[1] <= _LEFT + pw
+            if inside and not any(extent[0] < b and a < extent[1] for a, b in others):
+                taken[k].append(extent)
+                s.append(
+                    f'<text x="{tx:.1f}" y="{y + 4.5}" class="{cls}" fill="{color}">'
+                    f"{esc(label)}</text>"
+                )
+                break
     # latency chart
     s.append(_latency(sid, points, lo, hi, x, lat_top, lat_bottom, pw))
     s.append("</svg>")

@@ -5,7 +5,10 @@ Same surface as :class:`~pytest_vmsnap.vm.host.HostVM` (``name``, ``kind``, ``di
 so the harness, the driver and the apps use either without knowing which.
 
 - Image: ``vmsnap/<app image>:<hash>`` from :mod:`.images` (Debian packages laid out as on a
-  server, services not started), or any image given.
+  server, services not started), the user's own image with our thin layer over it
+  (``user_image``, :mod:`.layer`), or any image given. A ``VOLUME`` the image declares gets
+  an empty tmpfs of the VM's own instead of an anonymous Docker volume (a directory of this
+  host, which would outlive the VM).
 - Disks: the VM's loop devices (attached by :mod:`.disks`) are passed in with
   ``--device /dev/loopN`` and ``--cap-add SYS_ADMIN`` (``--privileged`` cannot work here: the
   host's bounding set lacks CAP_SYS_RESOURCE). The container's PID 1 is
@@ -92,15 +95,20 @@ class ContainerVM(StandIn):
         tag: str = "",
         app: str | None = None,
         image: str | None = None,
+        user_image: str | None = None,
         stop_timeout_s: int = STOP_TIMEOUT_S,
     ) -> None:
         if app is None and image is None:
             raise ValueError("ContainerVM needs an app (to pick its image) or an image")
+        if user_image is not None and app is None:
+            raise ValueError("ContainerVM needs the app that runs in the user's image")
         self.name = name
         self.tag = tag
         self.disks = list(disks)
         self.app = app
         self.image = image
+        self.user_image = user_image
+        """The user's image (``vmsnap_image``), under the thin layer that :attr:`image` is."""
         self.stop_timeout_s = stop_timeout_s
         self.id: str | None = None
         self.pid: int | None = None
@@ -133,7 +141,12 @@ class ContainerVM(StandIn):
             client = self._engine.ensure()
             self.timings["engine_s"] = time.monotonic() - began
             t = time.monotonic()
-            if self.image is None:
+            if self.image is None and self.user_image is not None:
+                from .layer import ensure_layer
+
+                assert self.app is not None
+                self.image = ensure_layer(self.user_image, self.app, client).ref
+            elif self.image is None:
                 from . import images
 
                 assert self.app is not None
@@ -178,6 +191,12 @@ class ContainerVM(StandIn):
             tc.with_volume_mapping(host_path, vm_path, "ro")
         tc.with_volume_mapping(str(self._hold_lock()), CONTROLLER_LOCK, "ro")
         devices = sorted({f"{d.loopdev}:{d.loopdev}:rwm" for d in self.disks})
+        # An image's VOLUME would be an anonymous volume: a directory of this host, kept
+        # after the VM. An empty tmpfs of the VM's own takes its place (as a fresh volume
+        # for a data directory would be); a disk mounted at the application's path covers it.
+        volumes = client.api.inspect_image(self.image).get("Config", {}).get("Volumes") or {}
+        for path in sorted(volumes):
+            tc.with_tmpfs_mount(path)
         tc.with_kwargs(
             devices=devices,
             cap_add=["SYS_ADMIN"],

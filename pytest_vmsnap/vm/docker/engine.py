@@ -43,13 +43,14 @@ from typing import Any
 
 from .. import names
 from ..errors import VmError
+from ..helpers import PACKAGE_DIR
 from ..linux import read_mounts
 
 DEFAULT_SOCKET = "unix:///var/run/docker.sock"
 LABEL_TAG = "vmsnap.tag"
 """Every container we create carries this label, with its session tag as the value."""
 LABEL_VM = "vmsnap.vm"
-PACKAGE = Path(__file__).resolve().parents[2]
+PACKAGE = PACKAGE_DIR
 """Our package on the host; containers get it read-only at :data:`IN_VM_PACKAGE`."""
 IN_VM_LIB = "/usr/local/lib/vmsnap"
 """``PYTHONPATH`` inside a container VM. A fixed path, not the host's: the VM puts tmpfs on

@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import logging
 import os
 import pwd
 import shutil
@@ -322,7 +323,7 @@ def ensure_base(client: Any = None, *, log: Log | None = None) -> Built:
         with _flock(state_dir() / "build.lock"):
             if _exists(client, ref):  # another worker built it while we waited
                 return Built(ref, False, time.monotonic() - began)
-            steps = _build_base(client, ref, log or _quiet)
+            steps = _build_base(client, ref, log or _progress)
         return Built(ref, True, time.monotonic() - began, steps)
     finally:
         if engine is not None:
@@ -408,7 +409,7 @@ def ensure_image(name: str, client: Any = None, *, log: Log | None = None) -> Bu
         with _flock(state_dir() / "build.lock"):
             if _exists(client, ref):
                 return Built(ref, False, time.monotonic() - began, base=base)
-            steps = _build_recipe(client, name, ref, base.ref, log or _quiet)
+            steps = _build_recipe(client, name, ref, base.ref, log or _progress)
         return Built(ref, True, time.monotonic() - began, {**base.steps, **steps}, base)
     finally:
         if engine is not None:
@@ -440,6 +441,8 @@ def _build_recipe(client: Any, name: str, ref: str, base: str, log: Log) -> dict
         ):
             if "stream" in chunk:
                 lines.append(chunk["stream"])
+                if chunk["stream"].startswith("Step "):  # "Step 3/9 : RUN apt-get ..."
+                    log(chunk["stream"].strip())
             if "error" in chunk:
                 lines.append(chunk["error"])
                 raise ImageError(f"docker build of {ref} failed: {chunk['error'].strip()}")
@@ -494,8 +497,13 @@ def smoke(name: str, client: Any = None) -> dict[str, str]:
     return json.loads(out.decode().strip().splitlines()[-1])
 
 
-def _quiet(message: str) -> None:
-    return None
+_log = logging.getLogger(__name__)
+
+
+def _progress(message: str) -> None:
+    """A build step, as a progress line (``vmsnap run -v``, ``pytest -v``): a first build
+    takes minutes."""
+    _log.info("image build: %s", message)
 
 
 __all__ = [

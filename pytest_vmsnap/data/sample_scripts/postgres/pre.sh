@@ -1,5 +1,5 @@
 #!/bin/sh
-# PostgreSQL 15 pre-script (correct).
+# PostgreSQL pre-script (correct; PostgreSQL 15 and newer).
 #
 # Is a quiesce needed at all? Not for correctness, when the snapshot covers the data directory,
 # pg_wal and every tablespace at the same instant (one atomic snapshot of all the disks):

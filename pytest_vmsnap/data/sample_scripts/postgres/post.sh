@@ -1,8 +1,8 @@
 #!/bin/sh
-# PostgreSQL 15 post-script (correct): the pre-script held nothing, so there is nothing to
-# release. It checks that the server is up and accepts writes again (not read-only, not in
-# recovery) and fails loudly otherwise: a backup whose application is left unable to write
-# is a failed backup.
+# PostgreSQL post-script (correct; 15 and newer): the pre-script held nothing, so there is
+# nothing to release. It checks that the server is up and accepts writes again (not read-only,
+# not in recovery) and fails loudly otherwise: a backup whose application is left unable to
+# write is a failed backup.
 # Runs as root under sh (dash): the framework ignores the shebang.
 set -eu
 
