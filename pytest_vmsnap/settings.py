@@ -538,6 +538,17 @@ def read_values(values: Mapping[str, object], *, base_dir: Path, where: str) -> 
     return out
 
 
+_ENTRY_LISTS: dict[object, tuple[Callable[[object], Any], str]] = {
+    _env: (_env, "KEY=VALUE entries (one per line or separated by ;)"),
+    _modes: (
+        _modes,
+        "ROLE:MODE entries, ROLE one of config, scripts, pre, post and MODE octal "
+        "(config:600 scripts:700)",
+    ),
+}
+"""The settings written as lists of entries, and what their entries look like."""
+
+
 def _convert(f: Field, value: object, base_dir: Path, where: str) -> Any:
     """``value`` as field ``f`` holds it; :class:`SettingsError` for a value of the wrong type
     (a marker's ``disks=[2]`` is named here, never a TypeError later)."""
@@ -547,22 +558,12 @@ def _convert(f: Field, value: object, base_dir: Path, where: str) -> Any:
         return (base_dir / Path(value)).resolve()
     if f.parse in (int, float):
         return _number(f, value, where)
-    if f.parse is _env:
+    if f.parse in _ENTRY_LISTS:
+        parse, entries = _ENTRY_LISTS[f.parse]
         try:
-            return _env(value)
+            return parse(value)
         except (ValueError, TypeError):
-            raise SettingsError(
-                f"{where}: {f.key} takes KEY=VALUE entries (one per line or separated by ;), "
-                f"not {value!r}"
-            ) from None
-    if f.parse is _modes:
-        try:
-            return _modes(value)
-        except (ValueError, TypeError):
-            raise SettingsError(
-                f"{where}: {f.key} takes ROLE:MODE entries, ROLE one of config, scripts, pre, "
-                f"post and MODE octal (config:600 scripts:700), not {value!r}"
-            ) from None
+            raise SettingsError(f"{where}: {f.key} takes {entries}, not {value!r}") from None
     if f.parse is _bool:
         try:
             if not isinstance(value, str | bool):

@@ -17,6 +17,20 @@ from pytest_vmsnap.settings import Settings
 SAMPLES = data.sample_scripts()
 DATA = Path(__file__).resolve().parent / "integration" / "data"
 TRIVIAL = "#!/bin/sh\n# does nothing: no quiesce at all\nexit 0\n"
+SCRIPTS_CONFIG: dict[str, Any] = {
+    "pluginName": "ScriptRunner",
+    "preScriptLocation": "/etc/azure/scripts/pre.sh",
+    "postScriptLocation": "/etc/azure/scripts/post.sh",
+    "preScriptParams": [],
+    "postScriptParams": [],
+    "preScriptNoOfRetries": 0,
+    "postScriptNoOfRetries": 0,
+    "timeoutInSeconds": 30,
+    "ScriptsExecutionPollTimeSeconds": 1,
+    "continueBackupOnFailure": True,
+    "fsFreezeEnabled": True,
+}
+"""A config for scripts at ``/etc/azure/scripts/{pre,post}.sh`` (the container tests')."""
 
 # app -> (programs, Python modules) it needs on this machine (PostgreSQL: found by version)
 NEEDS: dict[str, tuple[list[str], list[str]]] = {

@@ -13,6 +13,7 @@ import shutil
 from pathlib import Path
 
 import pytest
+from appcycle import SCRIPTS_CONFIG
 
 from pytest_vmsnap import data
 from pytest_vmsnap.cycle.run import run
@@ -20,19 +21,6 @@ from pytest_vmsnap.evidence import oracle
 from pytest_vmsnap.settings import Settings
 
 SAMPLES = data.sample_scripts()
-CONFIG = {
-    "pluginName": "ScriptRunner",
-    "preScriptLocation": "/etc/azure/scripts/pre.sh",
-    "postScriptLocation": "/etc/azure/scripts/post.sh",
-    "preScriptParams": [],
-    "postScriptParams": [],
-    "preScriptNoOfRetries": 0,
-    "postScriptNoOfRetries": 0,
-    "timeoutInSeconds": 30,
-    "ScriptsExecutionPollTimeSeconds": 1,
-    "continueBackupOnFailure": True,
-    "fsFreezeEnabled": True,
-}
 
 
 def _settings(tmp_path: Path, app: str, pre: str, post: str, **changes: object) -> Settings:
@@ -46,7 +34,7 @@ def _settings(tmp_path: Path, app: str, pre: str, post: str, **changes: object) 
         dst.chmod(0o700)
         files[which] = dst
     config = tmp_path / "VMSnapshotScriptPluginConfig.json"
-    config.write_text(json.dumps(CONFIG, indent=2))
+    config.write_text(json.dumps(SCRIPTS_CONFIG, indent=2))
     config.chmod(0o600)
     base = Settings(
         config=config,

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from appcycle import SCRIPTS_CONFIG
 
 from pytest_vmsnap import data
 from pytest_vmsnap.cycle.run import run
@@ -46,19 +47,6 @@ STOPSIGNAL SIGINT
 ENTRYPOINT ["/usr/local/bin/entry.sh"]
 CMD ["postgres"]
 """
-CONFIG = {
-    "pluginName": "ScriptRunner",
-    "preScriptLocation": "/etc/azure/scripts/pre.sh",
-    "postScriptLocation": "/etc/azure/scripts/post.sh",
-    "preScriptParams": [],
-    "postScriptParams": [],
-    "preScriptNoOfRetries": 0,
-    "postScriptNoOfRetries": 0,
-    "timeoutInSeconds": 30,
-    "ScriptsExecutionPollTimeSeconds": 1,
-    "continueBackupOnFailure": True,
-    "fsFreezeEnabled": True,
-}
 
 
 def _build(client: Any, tag: str, dockerfile: str, **files: str) -> None:
@@ -113,7 +101,7 @@ def _repo_files(tmp_path: Path) -> Settings:
     backup = tmp_path / "backup"
     backup.mkdir()
     config = backup / "VMSnapshotScriptPluginConfig.json"
-    config.write_text(json.dumps(CONFIG, indent=2))
+    config.write_text(json.dumps(SCRIPTS_CONFIG, indent=2))
     config.chmod(0o644)
     for which in ("pre", "post"):
         shutil.copy(data.sample_scripts("postgres") / f"{which}.sh", backup / f"{which}.sh")
