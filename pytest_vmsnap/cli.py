@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from . import version
-from .framework.profiles import PROFILES
+from .framework.azure.profiles import PROFILES
 from .lint import LintReport, lint
 from .settings import BY_NAME, FIELDS, Field, Settings, SettingsError
 

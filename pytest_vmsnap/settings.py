@@ -140,7 +140,7 @@ class Settings:
     post_at: str | None = None
     env: tuple[tuple[str, str], ...] = ()
     """Variables added on purpose to the scripts' environment, which is otherwise the
-    extension's (:mod:`pytest_vmsnap.framework.environment`), never the caller's."""
+    extension's (:mod:`pytest_vmsnap.framework.azure.environment`), never the caller's."""
     pg_version: str | None = None
     """PostgreSQL's major version (``15``); None: the newest installed in the VM."""
     pg_bin: str | None = None

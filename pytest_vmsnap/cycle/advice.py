@@ -3,7 +3,7 @@ would mislead."""
 
 from __future__ import annotations
 
-from ..framework import codes
+from ..framework.azure import codes
 from ..framework.records import Finding
 from ..lint.pre_waits import WAITS_ON_POST_ACTION, waits_on_post
 from ..settings import Settings

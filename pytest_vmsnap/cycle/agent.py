@@ -19,12 +19,12 @@ import time
 from pathlib import Path
 from typing import IO, Any
 
-from ..framework import profiles
-from ..framework.config import VMBACKUP_CONF, parse_vmbackup_conf
-from ..framework.cycle import run_cycle
-from ..framework.environment import EXTENSION_DIR, script_env
+from ..framework.azure import profiles
+from ..framework.azure.config import VMBACKUP_CONF, parse_vmbackup_conf
+from ..framework.azure.cycle import run_cycle
+from ..framework.azure.environment import EXTENSION_DIR, script_env
 from ..framework.interfaces import Freezer, NoOpFreezer, SnapshotResult
-from ..framework.runner import FAITHFUL, PROMPT, Spawn, spawn_script
+from ..framework.scripts import FAITHFUL, PROMPT, Spawn, spawn_script
 from .protocol import AgentOptions, Event, FreezeOptions, encode, snapshot_from_dict
 
 
@@ -66,7 +66,7 @@ class RemoteSnapshotter:
 
 def extension_spawn(extra: dict[str, str]) -> Spawn:
     """Start scripts as the extension's daemon does: its working directory and environment
-    (:mod:`~pytest_vmsnap.framework.environment`), nothing of the controller's."""
+    (:mod:`~pytest_vmsnap.framework.azure.environment`), nothing of the controller's."""
     os.makedirs(EXTENSION_DIR, exist_ok=True)
     env = script_env(extra)
     return lambda argv: spawn_script(argv, cwd=EXTENSION_DIR, env=env)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
-from ..framework import codes
+from ..framework.azure import codes
 from ..framework.interfaces import SnapshotResult
 from .driver import DrivenCycle
 from .protocol import CycleRecord

@@ -17,7 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from ..framework import codes
+from ..framework.azure import codes
 from ..framework.interfaces import SnapshotResult
 from ..vm.errors import VmError
 from ..vm.helpers import end_process

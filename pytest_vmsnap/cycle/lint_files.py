@@ -13,7 +13,7 @@ import os
 import tempfile
 from pathlib import Path
 
-from ..framework.checks import passwd_owner_name
+from ..framework.azure.checks import passwd_owner_name
 from ..lint import LintReport, lint
 from .stage import Modes, stage
 

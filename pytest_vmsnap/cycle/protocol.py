@@ -22,7 +22,7 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal, cast
 
-from ..framework import codes
+from ..framework.azure import codes
 from ..framework.interfaces import SnapshotResult
 from ..framework.records import (
     Finding,
@@ -31,7 +31,7 @@ from ..framework.records import (
     ScriptRecord,
     SnapshotRecord,
 )
-from ..framework.runner import not_run
+from ..framework.scripts import not_run
 
 Pacing = Literal["faithful", "prompt"]
 
@@ -52,7 +52,7 @@ class AgentOptions:
     freeze: FreezeOptions = field(default_factory=FreezeOptions)
     env: tuple[tuple[str, str], ...] = ()
     """Variables the user adds to the scripts' environment (``vmsnap_env``), on top of the
-    extension's (:mod:`pytest_vmsnap.framework.environment`)."""
+    extension's (:mod:`pytest_vmsnap.framework.azure.environment`)."""
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -33,10 +33,10 @@ from ..apps.base import IntegrityReport, Role, roles
 from ..evidence import oracle
 from ..evidence.script_output import masked_failures
 from ..evidence.workload import Ack, parse_history
-from ..framework.cycle import run_cycle
+from ..framework.azure.cycle import run_cycle
+from ..framework.azure.profiles import get as get_profile
 from ..framework.interfaces import SnapshotResult
-from ..framework.profiles import get as get_profile
-from ..framework.runner import FAITHFUL, PROMPT
+from ..framework.scripts import FAITHFUL, PROMPT
 from ..lint.sources import Source, modes_finding
 from ..settings import Settings
 from ..vm import disks as vmdisks

@@ -19,8 +19,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..framework.checks import DEFAULT_EXTENSION_DIR, resolve
-from ..framework.config import PLUGIN_CONFIG
+from ..framework.azure.checks import DEFAULT_EXTENSION_DIR, resolve
+from ..framework.azure.config import PLUGIN_CONFIG
 from ..lint.sources import Source
 from ..vm import linux
 

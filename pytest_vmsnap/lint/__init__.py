@@ -1,6 +1,6 @@
 """``vmsnap lint``: the extension's own pre-check, plus warnings about what bites users.
 
-Errors come from running :func:`pytest_vmsnap.framework.checks.precheck` exactly as the
+Errors come from running :func:`pytest_vmsnap.framework.azure.checks.precheck` exactly as the
 extension would; each is the framework code with its docs name, message and action. Warnings
 are everything the pre-check lets through but that still breaks backups in practice: bash
 syntax in scripts that run under ``sh``, ignored shebangs and retries, timeouts that are
@@ -27,10 +27,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..framework import profiles as profiles_mod
-from ..framework.checks import OwnerName, passwd_owner_name, precheck, resolve
-from ..framework.config import HOST_TIMEOUT_CAP_S, PLUGIN_CONFIG
-from ..framework.profiles import DOCUMENTED, EXTENSION, Profile
+from ..framework.azure import profiles as profiles_mod
+from ..framework.azure.checks import OwnerName, passwd_owner_name, precheck, resolve
+from ..framework.azure.config import HOST_TIMEOUT_CAP_S, PLUGIN_CONFIG
+from ..framework.azure.profiles import DOCUMENTED, EXTENSION, Profile
 from .config_checks import KNOWN_KEYS, load_config, warn_config
 from .database_checks import warn_database_heuristics, warn_super_read_only
 from .dialect_checks import warn_bashisms, warn_checkbashisms, warn_sh_syntax
@@ -82,7 +82,7 @@ def lint(
     ``sources``: ``root`` is a scratch root made of the user's files (``vmsnap lint
     --config``): the findings name those files, and the directories on the way, ours, are not
     judged. ``owner_name`` names a file's owner for the pre-check (see
-    :func:`~pytest_vmsnap.framework.checks.precheck`).
+    :func:`~pytest_vmsnap.framework.azure.checks.precheck`).
     """
     chosen = profiles_mod.get(profile)
     root = Path(root)

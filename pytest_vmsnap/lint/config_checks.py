@@ -12,8 +12,8 @@ import math
 from pathlib import Path
 from typing import Any
 
-from ..framework.config import DEFAULT_POLL_S, host_watchdog_s, timeout_budget
-from ..framework.profiles import DOCUMENTED, EXTENSION
+from ..framework.azure.config import DEFAULT_POLL_S, host_watchdog_s, timeout_budget
+from ..framework.azure.profiles import DOCUMENTED, EXTENSION
 from .report import Collector
 from .wording import MAX_SHOWN, as_arg, show
 

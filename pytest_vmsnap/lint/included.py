@@ -12,7 +12,7 @@ import stat
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..framework.environment import EXTENSION_DIR
+from ..framework.azure.environment import EXTENSION_DIR
 from ..vm.linux import IN_ROOT, openat2
 from .shell_commands import Command, expand, expand_path, parse, unquote, variables
 from .shell_text import ShellText, scan_shell

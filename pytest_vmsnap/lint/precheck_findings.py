@@ -3,10 +3,10 @@ loads no plugin, and where the ``extension`` and ``documented`` profiles' pre-ch
 
 from __future__ import annotations
 
-from ..framework import codes
-from ..framework.checks import Precheck
-from ..framework.config import WORKLOAD_CONF
-from ..framework.profiles import Profile
+from ..framework.azure import codes
+from ..framework.azure.checks import Precheck
+from ..framework.azure.config import WORKLOAD_CONF
+from ..framework.azure.profiles import Profile
 from .report import Collector
 
 # The extension only logs these; the docs present them as reported errors. 316 is excluded:

@@ -5,8 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from ..framework import codes
-from ..framework.config import PLUGIN_CONFIG
+from ..framework.azure import codes
+from ..framework.azure.config import PLUGIN_CONFIG
 from .wording import plural
 
 if TYPE_CHECKING:

@@ -17,8 +17,9 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
-from ..framework import codes, records
-from ..framework.profiles import Profile
+from ..framework import records
+from ..framework.azure import codes
+from ..framework.azure.profiles import Profile
 
 if TYPE_CHECKING:
     from .report import Finding

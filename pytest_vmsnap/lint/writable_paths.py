@@ -11,7 +11,7 @@ from collections.abc import Iterator
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from ..framework.checks import resolve
+from ..framework.azure.checks import resolve
 from .report import Collector
 
 

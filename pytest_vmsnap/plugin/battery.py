@@ -30,7 +30,7 @@ from .. import VmsnapLintWarning
 from ..cycle.result import RunResult
 from ..cycle.run import Hooks, run
 from ..evidence import oracle
-from ..framework import codes
+from ..framework.azure import codes
 from ..framework.interfaces import SnapshotResult
 from ..report.html.checks import Expected
 from ..report.text import explain

@@ -7,7 +7,7 @@ import re
 from pathlib import Path
 from typing import Any
 
-from ..framework import codes
+from ..framework.azure import codes
 
 
 def summary_line(name: str, run: dict[str, Any]) -> str:

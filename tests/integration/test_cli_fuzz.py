@@ -20,7 +20,7 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from pytest_vmsnap import cli, data
-from pytest_vmsnap.framework import codes
+from pytest_vmsnap.framework.azure import codes
 from pytest_vmsnap.vm.helpers import PACKAGE_ROOT
 
 SAMPLES = data.sample_scripts("sqlite")

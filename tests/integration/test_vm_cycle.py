@@ -23,7 +23,7 @@ import pytest
 from pytest_vmsnap import data
 from pytest_vmsnap.cycle.run import run
 from pytest_vmsnap.evidence import oracle
-from pytest_vmsnap.framework.environment import EXTENSION_DIR, SCRIPT_ENV
+from pytest_vmsnap.framework.azure.environment import EXTENSION_DIR, SCRIPT_ENV
 from pytest_vmsnap.settings import Settings
 from pytest_vmsnap.vm.helpers import PACKAGE_ROOT
 

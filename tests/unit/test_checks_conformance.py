@@ -16,15 +16,15 @@ from typing import Any
 
 import pytest
 
-from pytest_vmsnap.framework import codes
-from pytest_vmsnap.framework.checks import (
+from pytest_vmsnap.framework.azure import codes
+from pytest_vmsnap.framework.azure.checks import (
     DEFAULT_EXTENSION_DIR,
     Precheck,
     passwd_owner_name,
     precheck,
     resolve,
 )
-from pytest_vmsnap.framework.profiles import DOCUMENTED, EXTENSION, Profile, get
+from pytest_vmsnap.framework.azure.profiles import DOCUMENTED, EXTENSION, Profile, get
 
 ROOT = "/vm"
 AZ = f"{ROOT}/etc/azure"

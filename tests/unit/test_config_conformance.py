@@ -12,8 +12,8 @@ from typing import Any
 
 import pytest
 
-from pytest_vmsnap.framework import profiles
-from pytest_vmsnap.framework.config import (
+from pytest_vmsnap.framework.azure import profiles
+from pytest_vmsnap.framework.azure.config import (
     SHIPPED_HOST_FILE,
     ConfigParse,
     HostParse,

@@ -15,7 +15,7 @@ from typing import Any
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from pytest_vmsnap.framework.config import (
+from pytest_vmsnap.framework.azure.config import (
     parse_host_text,
     parse_plugin_json,
     parse_vmbackup_conf,

@@ -19,12 +19,12 @@ from typing import Any
 
 import pytest
 
-from pytest_vmsnap.framework import codes
-from pytest_vmsnap.framework.checks import precheck
-from pytest_vmsnap.framework.cycle import CycleResult, run_cycle
+from pytest_vmsnap.framework.azure import codes
+from pytest_vmsnap.framework.azure.checks import precheck
+from pytest_vmsnap.framework.azure.cycle import CycleResult, run_cycle
+from pytest_vmsnap.framework.azure.profiles import DOCUMENTED, EXTENSION, Profile
 from pytest_vmsnap.framework.interfaces import FreezeResult, SnapshotResult, ThawResult
-from pytest_vmsnap.framework.profiles import DOCUMENTED, EXTENSION, Profile
-from pytest_vmsnap.framework.runner import FAITHFUL, PROMPT, Pacing, spawn_script
+from pytest_vmsnap.framework.scripts import FAITHFUL, PROMPT, Pacing, spawn_script
 
 NO_SUCH_PID = 4_194_305  # above the largest possible pid_max: never a real process
 NO_PASSWD_UID = 2_000_123_456

@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from pytest_vmsnap.framework import codes
+from pytest_vmsnap.framework.azure import codes
 from pytest_vmsnap.report.html import render_html, write_html
 from pytest_vmsnap.report.html.checks import CheckResult, Expected
 from pytest_vmsnap.report.html.format import BAD_COLOR, OK_COLOR
@@ -716,7 +716,7 @@ from pytest_vmsnap.cycle import run as harness
 from pytest_vmsnap.cycle.protocol import CycleRecord
 from pytest_vmsnap.cycle.result import RunResult
 from pytest_vmsnap.evidence import oracle
-from pytest_vmsnap.framework import codes
+from pytest_vmsnap.framework.azure import codes
 
 
 def outcome(settings, hooks):

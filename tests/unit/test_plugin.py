@@ -23,7 +23,7 @@ from pytest_vmsnap import data
 from pytest_vmsnap.cycle.protocol import CycleRecord
 from pytest_vmsnap.cycle.result import RunResult
 from pytest_vmsnap.evidence import oracle
-from pytest_vmsnap.framework import codes
+from pytest_vmsnap.framework.azure import codes
 from pytest_vmsnap.plugin.battery import battery
 from pytest_vmsnap.settings import Settings
 

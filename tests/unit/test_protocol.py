@@ -15,10 +15,10 @@ from pytest_vmsnap.cycle.protocol import (
     snapshot_from_dict,
     snapshot_to_dict,
 )
-from pytest_vmsnap.framework import codes
-from pytest_vmsnap.framework.cycle import run_cycle
+from pytest_vmsnap.framework.azure import codes
+from pytest_vmsnap.framework.azure.cycle import run_cycle
 from pytest_vmsnap.framework.interfaces import SnapshotResult
-from pytest_vmsnap.framework.runner import PROMPT
+from pytest_vmsnap.framework.scripts import PROMPT
 
 
 def _wire(line: bytes) -> dict:

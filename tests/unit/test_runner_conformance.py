@@ -19,10 +19,11 @@ from typing import Any
 
 import pytest
 
-from pytest_vmsnap.framework import codes
-from pytest_vmsnap.framework.config import PluginConfig, host_watchdog_s, timeout_budget
-from pytest_vmsnap.framework.profiles import DOCUMENTED, EXTENSION, Profile
-from pytest_vmsnap.framework.runner import (
+from pytest_vmsnap.framework.azure import codes
+from pytest_vmsnap.framework.azure.config import PluginConfig, host_watchdog_s, timeout_budget
+from pytest_vmsnap.framework.azure.profiles import DOCUMENTED, EXTENSION, Profile
+from pytest_vmsnap.framework.azure.runner import release_parked, run_script
+from pytest_vmsnap.framework.scripts import (
     FAITHFUL,
     OUTPUT_KEEP,
     PROMPT,
@@ -30,8 +31,6 @@ from pytest_vmsnap.framework.runner import (
     Pacing,
     ScriptResult,
     SystemClock,
-    release_parked,
-    run_script,
     spawn_script,
 )
 

@@ -9,7 +9,7 @@ from typing import get_args
 import pytest
 
 from pytest_vmsnap.cli import build_parser
-from pytest_vmsnap.framework.profiles import PROFILES
+from pytest_vmsnap.framework.azure.profiles import PROFILES
 from pytest_vmsnap.settings import (
     FIELDS,
     Fs,

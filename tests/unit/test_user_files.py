@@ -14,7 +14,7 @@ import pytest
 from pytest_vmsnap.cli import main
 from pytest_vmsnap.cycle.lint_files import lint_files
 from pytest_vmsnap.cycle.stage import stage
-from pytest_vmsnap.framework.profiles import DOCUMENTED, EXTENSION
+from pytest_vmsnap.framework.azure.profiles import DOCUMENTED, EXTENSION
 from pytest_vmsnap.lint.sources import Source, modes_action, modes_finding
 from pytest_vmsnap.report.text import summary_line
 from pytest_vmsnap.settings import Settings, SettingsError, format_modes, read_values

@@ -8,7 +8,7 @@ import math
 import re
 from typing import Any
 
-from ...framework import codes
+from ...framework.azure import codes
 
 VERDICTS = (
     "application-consistent",

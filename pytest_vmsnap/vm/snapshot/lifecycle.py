@@ -8,7 +8,7 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from ...framework import codes
+from ...framework.azure import codes
 from ...framework.interfaces import SnapshotResult
 from ..errors import VmError
 from ..linux import run

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .records import Finding
+from ..records import Finding
 
 
 @dataclass(frozen=True)

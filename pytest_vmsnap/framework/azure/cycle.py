@@ -13,10 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from . import codes
-from .checks import Precheck, precheck
-from .config import HOST_TIMEOUT_CAP_S
-from .interfaces import (
+from ..interfaces import (
     Freezer,
     FreezeResult,
     NoOpFreezer,
@@ -25,19 +22,13 @@ from .interfaces import (
     Snapshotter,
     ThawResult,
 )
+from ..records import CycleRecordJson, Finding, PhaseRecord
+from ..scripts import FAITHFUL, Clock, Pacing, ScriptResult, Spawn, SystemClock, not_run
+from . import codes
+from .checks import Precheck, precheck
+from .config import HOST_TIMEOUT_CAP_S
 from .profiles import EXTENSION, Profile
-from .records import CycleRecordJson, Finding, PhaseRecord
-from .runner import (
-    FAITHFUL,
-    Clock,
-    Pacing,
-    ScriptResult,
-    Spawn,
-    SystemClock,
-    not_run,
-    release_parked,
-    run_script,
-)
+from .runner import release_parked, run_script
 
 FREEZE_THREAD_SLEEP_S = 3.0
 """The extension's freeze thread sleeps this long before it starts the freeze helper."""
