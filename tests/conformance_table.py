@@ -30,6 +30,10 @@ SUITE = [
     ("Script runner (section 4)", HERE / "unit" / "test_runner_conformance.py"),
     ("Cycle outcomes (sections 5, 6, errata E2, E3, E8)", HERE / "unit" / "test_cycle_outcomes.py"),
     ("Freeze selection (section 7.1, errata E7)", HERE / "unit" / "test_freeze_order.py"),
+    ("GCP guest-flush (guest-agent)", HERE / "unit" / "test_gcp_conformance.py"),
+    ("VMware Tools (open-vm-tools vmbackup)", HERE / "unit" / "test_vmware_conformance.py"),
+    ("qemu-guest-agent fsfreeze-hook", HERE / "unit" / "test_qemu_ga_conformance.py"),
+    ("AWS DLM pre/post scripts (SSM)", HERE / "unit" / "test_aws_dlm_conformance.py"),
 ]
 
 

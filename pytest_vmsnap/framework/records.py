@@ -7,7 +7,7 @@ is spelled in one place. Keys are added, never renamed.
 
 from __future__ import annotations
 
-from typing import Any, TypedDict
+from typing import Any, NotRequired, TypedDict
 
 
 class Finding(TypedDict):
@@ -39,6 +39,13 @@ class ScriptRecord(TypedDict, total=False):
     stdout: str
     stderr: str
     output_bytes: int
+    start_error: str
+    """Why the framework could not start it (a missing shebang, no exec bit), when it could
+    not."""
+    phase: str
+    """In ``calls``: the verb or side the script ran for (``freeze``, ``thaw``, ...)."""
+    path: str
+    """In ``calls``: where the framework found the script, inside the VM."""
 
 
 class FreezeRecord(TypedDict, total=False):
@@ -103,3 +110,9 @@ class CycleRecordJson(TypedDict):
     snapshot: SnapshotRecord
     findings: list[Finding]
     timeline: list[PhaseRecord]
+    framework: NotRequired[str]
+    """Which framework ran the cycle (absent: Azure, as before there were others)."""
+    outcome: NotRequired[str]
+    """The framework's own name for the result, for the frameworks without Azure's codes."""
+    calls: NotRequired[list[ScriptRecord]]
+    """Every script the framework ran, in order (frameworks that run several)."""

@@ -131,6 +131,8 @@ class ScriptResult:
     left_running: list[int] = field(default_factory=list)
     watchdog: bool = False
     log: list[str] = field(default_factory=list)
+    start_error: str = ""
+    """Why the script could not be started (``Exec format error``: no shebang), if so."""
 
     @property
     def duration_s(self) -> float:
@@ -158,6 +160,7 @@ class ScriptResult:
             "stdout": self.stdout.text(),
             "stderr": self.stderr.text(),
             "output_bytes": self.stdout.total + self.stderr.total,
+            "start_error": self.start_error,
         }
 
 

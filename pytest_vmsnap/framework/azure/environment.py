@@ -16,7 +16,10 @@ of the caller's, whichever stand-in runs it. Users add variables on purpose with
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping
+
+from ..scripts import Spawn, spawn_script
 
 EXTENSION_VERSION = "1.0.9225.0"
 EXTENSION_NAME = "Microsoft.Azure.RecoveryServices.VMSnapshotLinux"
@@ -38,3 +41,11 @@ SCRIPT_ENV: dict[str, str] = {
 def script_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:
     """:data:`SCRIPT_ENV` with the user's ``extra`` variables on top."""
     return {**SCRIPT_ENV, **(extra or {})}
+
+
+def extension_spawn(extra: Mapping[str, str] | None = None) -> Spawn:
+    """Start scripts as the extension's daemon does: its working directory and environment,
+    nothing of the caller's (the directory is made when missing, as the agent would have)."""
+    os.makedirs(EXTENSION_DIR, exist_ok=True)
+    env = script_env(extra)
+    return lambda argv: spawn_script(argv, cwd=EXTENSION_DIR, env=env)
