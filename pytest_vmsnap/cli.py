@@ -148,10 +148,11 @@ def _add_run(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "run",
         help="run one full cycle in a stand-in VM and judge the restored copy",
         description=(
-            "Build a stand-in VM, install the config (as /etc/azure/"
-            "VMSnapshotScriptPluginConfig.json) and the scripts (at the config's locations), "
-            "run the application under a recorded write load, run the framework cycle as the "
-            "extension does (real freeze, real snapshot), restore into a fresh VM and judge."
+            "Build a stand-in VM, install the config and the scripts where the framework "
+            "looks for them (Azure: /etc/azure/VMSnapshotScriptPluginConfig.json and the "
+            "config's locations), run the application under a recorded write load, run the "
+            "framework's cycle as its agent does (real freeze where it freezes, real "
+            "snapshot), restore into a fresh VM and judge."
         ),
         epilog=_RUN_EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -190,12 +191,14 @@ def _cmd_run(args: argparse.Namespace) -> int:
     from .cycle.run import run
     from .report.text import summary_line, write_json
 
-    if not args.config.is_file():
-        return _usage_error(f"run: --config {args.config}: no such file")
-    # Without --pre/--post the config's locations are read as paths on this machine.
-    pre, post = _local_scripts(args.config, args.pre, args.post)
     values = {f.name: getattr(args, f.name) for f in FIELDS if f.cli}
-    values.update(pre=pre, post=post)
+    if args.framework == "azure":
+        if args.config is None:
+            return _usage_error("run: --config is needed with --framework azure")
+        if not args.config.is_file():
+            return _usage_error(f"run: --config {args.config}: no such file")
+        # Without --pre/--post the config's locations are read as paths on this machine.
+        values["pre"], values["post"] = _local_scripts(args.config, args.pre, args.post)
     try:
         settings = Settings.from_mapping(values, base_dir=Path.cwd(), where="run")
     except SettingsError as err:

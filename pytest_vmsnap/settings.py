@@ -16,7 +16,10 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .framework.engine import Given
 
 
 class Choice(StrEnum):
@@ -25,6 +28,16 @@ class Choice(StrEnum):
     @classmethod
     def values(cls) -> tuple[str, ...]:
         return tuple(m.value for m in cls)
+
+
+class Framework(Choice):
+    """The quiesce frameworks (:data:`pytest_vmsnap.framework.engines.NAMES`)."""
+
+    AZURE = "azure"
+    GCP = "gcp"
+    VMWARE = "vmware"
+    QEMU_GA = "qemu-ga"
+    AWS_DLM = "aws-dlm"
 
 
 class App(Choice):
@@ -100,6 +113,12 @@ class Settings:
     config: Path | None = None
     pre: Path | None = None
     post: Path | None = None
+    hook: Path | None = None
+    """One script the framework calls with a verb (``freeze``/``thaw``): VMware's
+    ``backupScripts.d``, qemu-ga's ``fsfreeze-hook.d``."""
+    document: Path | None = None
+    """AWS DLM: the SSM command document that runs the scripts."""
+    framework: str = Framework.AZURE
     app: str = App.SQLITE
     vm: str = VmKind.HOST
     disks: int = 1
@@ -177,17 +196,24 @@ class Settings:
         is called ``naming(field)`` (default: its key; the plugin says its ini key)."""
         label = naming or (lambda f: f.key)
         out = []
-        if self.config is None:
+        if self.config is None and self.framework == Framework.AZURE:
             out.append("no config given (vmsnap_config / --vmsnap-config)")
-        elif not self.config.is_file():
+        elif self.config is not None and not self.config.is_file():
             out.append(f"config {self.config} does not exist")
-        for name, path in (("pre", self.pre), ("post", self.post)):
+        for name, path in (
+            ("pre-script", self.pre),
+            ("post-script", self.post),
+            ("hook", self.hook),
+            ("document", self.document),
+        ):
             if path is not None and not path.is_file():
-                out.append(f"{name}-script {path} does not exist")
+                out.append(f"{name} {path} does not exist")
         for f in FIELDS:
             value = getattr(self, f.name)
             if f.choices is not None and value not in f.choices.values():
                 out.append(f"{label(f)} {value!r} is not one of {', '.join(f.choices.values())}")
+        if not out:
+            out += self._hosting_problems()
         if not 1 <= self.disks <= 4:
             out.append(f"{label(BY_NAME['disks'])} must be 1..4, not {self.disks}")
         if self.skew_s < 0:
@@ -209,6 +235,47 @@ class Settings:
             # Without root no database runs (the directory stand-in): nothing to install.
             out += self._install_problems(label)
         return out
+
+    def given(self) -> Given:
+        """The user's files as the framework's engine is told of them."""
+        from .framework.engine import Given
+
+        roles = {
+            role
+            for role, path in (
+                ("config", self.config),
+                ("pre", self.pre),
+                ("post", self.post),
+                ("hook", self.hook),
+                ("document", self.document),
+            )
+            if path is not None
+        }
+        config = None
+        if self.config is not None:
+            try:
+                config = self.config.read_bytes()
+            except OSError:
+                config = None
+        return Given(frozenset(roles), config, self.hook.name if self.hook else "")
+
+    def _hosting_problems(self) -> list[str]:
+        """The framework cannot run the files as given (a pair where it calls one hook)."""
+        if self.framework == Framework.AZURE:
+            # Azure's own staging reads the config (a missing location is its pre-check's).
+            extra = [n for n, p in (("--hook", self.hook), ("--document", self.document)) if p]
+            if extra:
+                return [
+                    f"azure runs the pre- and post-script its config names; {' and '.join(extra)} "
+                    "are for the other frameworks (--framework)"
+                ]
+            return []
+        from .framework import engines
+
+        if self.document is not None and self.framework != Framework.AWS_DLM:
+            return ["--document is the SSM command document of aws-dlm"]
+        hosting = engines.get(self.framework).host(self.given())
+        return [f"{self.framework}: {hosting.refused}"] if hosting.refused else []
 
     def _install_problems(self, label: Callable[[Field], str]) -> list[str]:
         """What this machine lacks for the app on the chosen stand-in, each with its fix: a
@@ -318,8 +385,9 @@ def _env(value: object) -> tuple[tuple[str, str], ...]:
     return tuple(pairs)
 
 
-MODE_ROLES = ("config", "pre", "post")
-"""The user's files whose deployed mode ``modes`` can declare (``scripts`` means pre and post)."""
+MODE_ROLES = ("config", "pre", "post", "hook")
+"""The user's files whose deployed mode ``modes`` can declare (``scripts`` means pre, post and
+hook)."""
 
 
 def _modes(value: object) -> tuple[tuple[str, int], ...]:
@@ -339,7 +407,7 @@ def _modes(value: object) -> tuple[tuple[str, int], ...]:
         mode = raw if isinstance(raw, int) else int(str(raw), 8)  # ValueError: not octal
         if not 0 <= mode <= 0o7777 or role not in (*MODE_ROLES, "scripts"):
             raise ValueError(value)
-        for one in ("pre", "post") if role == "scripts" else (role,):
+        for one in ("pre", "post", "hook") if role == "scripts" else (role,):
             out[one] = mode
     return tuple((role, out[role]) for role in MODE_ROLES if role in out)
 
@@ -347,7 +415,7 @@ def _modes(value: object) -> tuple[tuple[str, int], ...]:
 def format_modes(modes: tuple[tuple[str, int], ...]) -> str:
     """``config:600 scripts:700``: ``modes`` as the ini key takes it."""
     found = dict(modes)
-    if "pre" in found and found.get("post") == found["pre"]:
+    if "pre" in found and found.get("post") == found["pre"] == found.get("hook"):
         parts = [f"config:{found['config']:o}"] if "config" in found else []
         return " ".join([*parts, f"scripts:{found['pre']:o}"])
     return " ".join(f"{role}:{mode:o}" for role, mode in modes)
@@ -355,10 +423,18 @@ def format_modes(modes: tuple[tuple[str, int], ...]) -> str:
 
 FIELDS: tuple[Field, ...] = (
     Field(
+        "framework",
+        "the quiesce framework that runs the scripts: azure (the default), gcp (guest-flush), "
+        "vmware (VMware Tools), qemu-ga (fsfreeze-hook), aws-dlm (DLM through SSM)",
+        choices=Framework,
+    ),
+    Field(
         "config",
-        "path of the VMSnapshotScriptPluginConfig.json to prove",
+        "the framework's config to prove: Azure's VMSnapshotScriptPluginConfig.json (needed), "
+        "GCP's instance_configs.cfg, VMware's tools.conf, qemu-ga's qemu-ga.conf, the DLM "
+        "policy's script settings (JSON); without one the others get the smallest that runs "
+        "the scripts",
         Path,
-        required=True,
         metavar="PATH",
     ),
     Field(
@@ -372,6 +448,20 @@ FIELDS: tuple[Field, ...] = (
         "post",
         "local post-script, installed at the config's postScriptLocation (vmsnap run without "
         "it: the config's location on this machine)",
+        Path,
+        metavar="PATH",
+    ),
+    Field(
+        "hook",
+        "local script the framework calls with a verb (freeze, thaw): VMware's "
+        "backupScripts.d, qemu-ga's fsfreeze-hook.d, AWS through the document",
+        Path,
+        metavar="PATH",
+    ),
+    Field(
+        "document",
+        "aws-dlm: the SSM command document (JSON) that runs the scripts (default: the "
+        "smallest one that runs --pre/--post or --hook)",
         Path,
         metavar="PATH",
     ),

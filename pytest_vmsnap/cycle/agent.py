@@ -19,12 +19,10 @@ import time
 from pathlib import Path
 from typing import IO, Any
 
-from ..framework.azure import profiles
+from ..framework import engines
 from ..framework.azure.config import VMBACKUP_CONF, parse_vmbackup_conf
-from ..framework.azure.cycle import run_cycle
-from ..framework.azure.environment import EXTENSION_DIR, script_env
 from ..framework.interfaces import Freezer, NoOpFreezer, SnapshotResult
-from ..framework.scripts import FAITHFUL, PROMPT, Spawn, spawn_script
+from ..framework.scripts import FAITHFUL, PROMPT
 from .protocol import AgentOptions, Event, FreezeOptions, encode, snapshot_from_dict
 
 
@@ -64,22 +62,21 @@ class RemoteSnapshotter:
         return snapshot_from_dict(self.channel.receive().get("snapshot_result", {}))
 
 
-def extension_spawn(extra: dict[str, str]) -> Spawn:
-    """Start scripts as the extension's daemon does: its working directory and environment
-    (:mod:`~pytest_vmsnap.framework.azure.environment`), nothing of the controller's."""
-    os.makedirs(EXTENSION_DIR, exist_ok=True)
-    env = script_env(extra)
-    return lambda argv: spawn_script(argv, cwd=EXTENSION_DIR, env=env)
-
-
-def make_freezer(opts: FreezeOptions) -> Freezer:
-    """The guard-process freezer for the VM's disks, tuned by the VM's vmbackup.conf."""
+def make_freezer(opts: FreezeOptions, framework: str = "azure") -> Freezer:
+    """The guard-process freezer for the VM's disks; Azure's is tuned by the VM's
+    vmbackup.conf. The others' freezes get the guard's defaults: its self-thaw after 60 s is
+    the harness's safety, which VMware's and qemu-ga's own freezes do not have (a cycle that
+    stays frozen longer is reported as thawed early)."""
     if not opts.mounts:
         return NoOpFreezer()
     from ..vm.freeze import GuardFreezer
 
     conf = Path(VMBACKUP_CONF)
-    tuning = parse_vmbackup_conf(conf.read_text(errors="replace")) if conf.is_file() else None
+    tuning = (
+        parse_vmbackup_conf(conf.read_text(errors="replace"))
+        if framework == "azure" and conf.is_file()
+        else None
+    )
     return GuardFreezer(
         list(opts.mounts),
         timeout_s=tuning.freeze_timeout_s if tuning else 60,
@@ -97,16 +94,15 @@ def main(argv: list[str] | None = None) -> int:
         opts = AgentOptions.from_dict(channel.receive()["start"])
     except (EOFError, KeyError, ValueError):
         return 0  # the controller went on without a cycle
-    freezer = make_freezer(opts.freeze)
+    freezer = make_freezer(opts.freeze, opts.framework)
     try:
-        result = run_cycle(
+        result = engines.get(opts.framework, profile=opts.profile).run_cycle(
             "/",
             freezer=freezer,
             snapshotter=RemoteSnapshotter(channel),
-            profile=profiles.get(opts.profile),
             pacing=FAITHFUL if opts.pacing == "faithful" else PROMPT,
             observer=channel.event,
-            spawn=extension_spawn(dict(opts.env)),
+            env=dict(opts.env),
         )
     finally:
         close = getattr(freezer, "close", None)

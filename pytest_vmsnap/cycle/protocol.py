@@ -53,6 +53,8 @@ class AgentOptions:
     env: tuple[tuple[str, str], ...] = ()
     """Variables the user adds to the scripts' environment (``vmsnap_env``), on top of the
     extension's (:mod:`pytest_vmsnap.framework.azure.environment`)."""
+    framework: str = "azure"
+    """Whose engine runs the cycle (:data:`pytest_vmsnap.framework.engines.NAMES`)."""
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -64,6 +66,7 @@ class AgentOptions:
         return cls(
             profile=str(data.get("profile", "extension")),
             pacing=pacing,
+            framework=str(data.get("framework", "azure")),
             freeze=FreezeOptions(
                 mounts=tuple((str(m), str(fs)) for m, fs in freeze.get("mounts", ()))
             ),
@@ -125,6 +128,11 @@ class CycleRecord:
     findings: list[Finding] = field(default_factory=list)
     timeline: list[PhaseRecord] = field(default_factory=list)
     precheck: dict[str, Any] | None = None
+    framework: str = "azure"
+    outcome: str = ""
+    """The framework's own name for the result (the frameworks without Azure's codes)."""
+    calls: list[ScriptRecord] = field(default_factory=list)
+    """Every script the framework ran, in order, with its phase and path."""
 
     def __post_init__(self) -> None:
         # A script the framework never started keeps every key of one that ran.
@@ -158,4 +166,7 @@ class CycleRecord:
             findings=list(data.get("findings") or []),
             timeline=list(data.get("timeline") or []),
             precheck=data.get("precheck"),
+            framework=str(data.get("framework", "azure")),
+            outcome=str(data.get("outcome", "")),
+            calls=list(data.get("calls") or []),
         )

@@ -27,13 +27,14 @@ import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from ..apps.base import IntegrityReport, Role, roles
 from ..evidence import oracle
 from ..evidence.script_output import masked_failures
 from ..evidence.workload import Ack, parse_history
-from ..framework.azure.cycle import run_cycle
+from ..framework import engines
 from ..framework.azure.profiles import get as get_profile
 from ..framework.interfaces import SnapshotResult
 from ..framework.scripts import FAITHFUL, PROMPT
@@ -52,7 +53,6 @@ from .driver import Agent, DrivenCycle, FrameworkKilled, drive_cycle
 from .protocol import AgentOptions, CycleRecord, FreezeOptions, Pacing, snapshot_from_dict
 from .result import LIVENESS_BOUND_S, RunResult
 from .signals import sigterm_unwinds, unwinding
-from .stage import stage
 from .testbed import Testbed, new_vm
 
 log = logging.getLogger(__name__)
@@ -146,6 +146,8 @@ def _record_files(result: RunResult, sources: list[Source]) -> None:
     the pre-check refuses a mode they were installed with (the framework's names the VM's
     path)."""
     result.files = [s.to_dict() for s in sources]
+    if result.settings.framework != "azure":
+        return  # the modes finding is about Azure's pre-check
     finding = modes_finding(sources, get_profile(result.settings.profile))
     if finding is not None:
         result.findings.append(finding)
@@ -155,23 +157,15 @@ def _run_dir(settings: Settings, result: RunResult) -> None:
     """Without root: the framework cycle in a directory, no freeze, no database."""
     _phase("build: directory stand-in (no root: no freeze, no snapshot, no database)")
     with tempfile.TemporaryDirectory(prefix="vmsnap-dir-") as tmp:
-        assert settings.config is not None
-        staged = stage(
+        staged = testbed.stage_files(settings, Path(tmp))
+        if staged is not None:
+            _record_files(result, staged.sources)
+        cycle = engines.get(settings.framework, profile=settings.profile).run_cycle(
             tmp,
-            settings.config,
-            settings.pre,
-            settings.post,
-            settings.owner,
-            at=(settings.pre_at, settings.post_at),
-            modes=settings.modes,
-        )
-        _record_files(result, staged.sources)
-        cycle = run_cycle(
-            tmp,
-            profile=get_profile(settings.profile),
             pacing=FAITHFUL if settings.pacing == "faithful" else PROMPT,
             # Only the scripts' phases: this stand-in's freeze and snapshot do nothing.
             observer=lambda name: _event_phase(name) if name[:4] in ("pre_", "post") else None,
+            env=dict(settings.env),
         )
     result.cycle = CycleRecord.from_dict(cycle.to_dict())
     result.findings.extend(masked_failures(result.cycle.scripts))
@@ -313,7 +307,9 @@ def _drive(c: _Cycle) -> None:
     else:
         freeze = FreezeOptions(tuple((d.spec.mountpoint, d.spec.fs) for d in c.bed.disks))
         pacing: Pacing = "prompt" if settings.pacing == "prompt" else "faithful"
-        options = AgentOptions(settings.profile, pacing, freeze, env=settings.env)
+        options = AgentOptions(
+            settings.profile, pacing, freeze, env=settings.env, framework=settings.framework
+        )
         driven = drive_cycle(
             vm,
             snapshot=lambda: _take_snapshot(c),

@@ -15,12 +15,14 @@ import logging
 import os
 import pwd
 import stat
+import tempfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..framework.azure.checks import DEFAULT_EXTENSION_DIR, resolve
 from ..framework.azure.config import PLUGIN_CONFIG
+from ..framework.engine import Hosting
 from ..lint.sources import Source
 from ..vm import linux
 
@@ -103,13 +105,7 @@ def stage(
     """
     root, config = Path(root), Path(config)
     _check_source(config, "config")
-    uid = gid = 0
-    if owner:
-        try:
-            entry = pwd.getpwnam(owner)
-        except KeyError:
-            raise StageError(f"owner {owner!r} is not a user on this machine") from None
-        uid, gid = entry.pw_uid, entry.pw_gid
+    uid, gid = _owner_ids(owner)
     declared = dict(modes)
     root.mkdir(parents=True, exist_ok=True)  # a machine root of our own (lint, directory VM)
     root_fd = os.open(root, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
@@ -147,6 +143,60 @@ def stage(
                 s.mode,
             )
     return staged
+
+
+def stage_hosted(
+    root: Path | str,
+    hosting: Hosting,
+    files: Mapping[str, Path],
+    owner: str | None = None,
+    containment: Containment | None = None,
+    modes: Modes = (),
+) -> Staged:
+    """Install the user's ``files`` (by role) where a framework other than Azure looks for
+    them (``hosting``, from its engine), and the files it needs that the user did not give.
+
+    The same rules as :func:`stage`: paths resolved inside ``root``, nothing written to a
+    mount the VM shares with this host, modes as given or declared, owner root unless named.
+    """
+    if hosting.refused:
+        raise StageError(hosting.refused)
+    root = Path(root)
+    uid, gid = _owner_ids(owner)
+    declared = dict(modes)
+    root.mkdir(parents=True, exist_ok=True)
+    root_fd = os.open(root, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+    config = next((p.location for p in hosting.placements if p.role == "config"), None)
+    staged = Staged(root=root, config=root / (config or "").lstrip("/"))
+    try:
+        for place in hosting.placements:
+            src = files.get(place.role)
+            if src is None:
+                continue
+            _check_source(Path(src), place.role)
+            staged.sources.append(_source(place.role, Path(src), place.location, declared))
+            _install(Path(src), root_fd, place.location, uid, gid, containment, staged.sources[-1])
+        for gen in hosting.generated:
+            with tempfile.NamedTemporaryFile(prefix="vmsnap-gen-") as tmp:
+                tmp.write(gen.content)
+                tmp.flush()
+                made = Source("generated", gen.location, gen.location, gen.mode, gen.mode, True)
+                _install(Path(tmp.name), root_fd, gen.location, 0, 0, containment, made)
+            staged.notes.append(f"the harness wrote {gen.location}: {gen.why}")
+    finally:
+        os.close(root_fd)
+    return staged
+
+
+def _owner_ids(owner: str | None) -> tuple[int, int]:
+    """The uid and gid of ``owner`` (root when None); StageError for an unknown user."""
+    if not owner:
+        return 0, 0
+    try:
+        entry = pwd.getpwnam(owner)
+    except KeyError:
+        raise StageError(f"owner {owner!r} is not a user on this machine") from None
+    return entry.pw_uid, entry.pw_gid
 
 
 def _source(role: str, src: Path, location: str, declared: Mapping[str, int]) -> Source:

@@ -19,6 +19,7 @@ from typing import Any, Literal
 
 from ..apps import get_app
 from ..apps.base import App, AppOptions
+from ..framework import engines
 from ..lint.sources import Source
 from ..settings import Settings
 from ..vm import disks as vmdisks
@@ -26,7 +27,7 @@ from ..vm import names, reaper, snapshot
 from ..vm.base import StandIn
 from ..vm.model import Disk
 from .signals import unwinding
-from .stage import Containment, stage
+from .stage import Containment, Staged, stage, stage_hosted
 
 log = logging.getLogger(__name__)
 
@@ -115,18 +116,9 @@ def build(
 
         notes: list[str] = []
         sources: list[Source] = []
-        if settings.config is not None:
-            assert vm.pid is not None
-            staged = stage(
-                vm.path("/"),
-                settings.config,
-                settings.pre,
-                settings.post,
-                settings.owner,
-                Containment(vm.pid, tuple(vm.private_dirs)),
-                at=(settings.pre_at, settings.post_at),
-                modes=settings.modes,
-            )
+        assert vm.pid is not None
+        staged = stage_files(settings, vm.path("/"), Containment(vm.pid, tuple(vm.private_dirs)))
+        if staged is not None:
             notes, sources = staged.notes, staged.sources
         t = time.monotonic()
         app.provision(vm)
@@ -146,6 +138,39 @@ def build(
             notes,
             sources,
         )
+
+
+def stage_files(
+    settings: Settings, root: Path, containment: Containment | None = None
+) -> Staged | None:
+    """The user's files installed where the chosen framework looks for them (None: Azure
+    without a config, nothing to install)."""
+    if settings.framework == "azure":
+        if settings.config is None:
+            return None
+        return stage(
+            root,
+            settings.config,
+            settings.pre,
+            settings.post,
+            settings.owner,
+            containment,
+            at=(settings.pre_at, settings.post_at),
+            modes=settings.modes,
+        )
+    files = {
+        role: path
+        for role, path in (
+            ("config", settings.config),
+            ("pre", settings.pre),
+            ("post", settings.post),
+            ("hook", settings.hook),
+            ("document", settings.document),
+        )
+        if path is not None
+    }
+    hosting = engines.get(settings.framework).host(settings.given())
+    return stage_hosted(root, hosting, files, settings.owner, containment, settings.modes)
 
 
 def app_options(settings: Settings) -> AppOptions:

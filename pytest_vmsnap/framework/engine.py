@@ -39,8 +39,8 @@ EVENTS = (
 """The events an engine reports, in this order, each when it happens (events of a phase the
 framework does not have, a freeze say, are not reported). ``pre_end`` is reported once every
 freeze-side script has ended (the quiesce probe runs then); ``freeze_call`` just before the
-engine asks its freezer to freeze, or, with no freeze, just before ``snapshot_start``; the
-``post_*`` events around the thaw-side scripts."""
+engine asks its freezer to freeze (with no freeze, ``snapshot_start`` is the capture point);
+the ``post_*`` events around the thaw-side scripts."""
 
 ROLES = ("config", "pre", "post", "hook", "document")
 """The user's files by role: the framework's config, a pre-script and a post-script, a hook

@@ -190,11 +190,8 @@ def freeze(result: FrameworkCycle, freezer: Freezer, tl: Timeline) -> bool:
     return True
 
 
-def snapshot(result: FrameworkCycle, snapshotter: Snapshotter, tl: Timeline, froze: bool) -> bool:
-    """Take the snapshot (events ``snapshot_start``, ``snapshot_end``; ``freeze_call`` first
-    when nothing froze, as the capture point)."""
-    if not froze:
-        tl.notify("freeze_call")
+def snapshot(result: FrameworkCycle, snapshotter: Snapshotter, tl: Timeline) -> bool:
+    """Take the snapshot (events ``snapshot_start``, ``snapshot_end``)."""
     start = tl.now()
     tl.notify("snapshot_start")
     result.snapshot = snapshotter.snapshot()
@@ -233,7 +230,7 @@ def capture(
         out.freeze_failed = True
         return out
     try:
-        out.snapshot_failed = not snapshot(result, snapshotter, tl, froze=freeze_fs)
+        out.snapshot_failed = not snapshot(result, snapshotter, tl)
     finally:
         if freeze_fs:
             out.thaw_failed = not thaw(result, freezer, tl)

@@ -29,9 +29,15 @@ def summary_line(name: str, run: dict[str, Any]) -> str:
     paced = " | prompt pacing" if run.get("pacing") == "prompt" else ""
     # The files were given modes they do not have here: a pass holds for the declared ones.
     modes = f" | modes as deployed {run['modes_declared']}" if run.get("modes_declared") else ""
+    # Azure's codes are numbers; the others' outcome is their own word.
+    framework = run.get("framework") or "azure"
+    status = (
+        f"status {run.get('status')} health {run.get('health_code')}"
+        if framework == "azure"
+        else f"{framework} {run.get('outcome') or run.get('status')}"
+    )
     return (
-        f"{name}: {run.get('verdict', '?')} | status {run.get('status')} "
-        f"health {run.get('health_code')} | frozen {frozen * 1000:.0f} ms | "
+        f"{name}: {run.get('verdict', '?')} | {status} | frozen {frozen * 1000:.0f} ms | "
         f"{script('pre', pre)} | {script('post', post)}{probes_text(run)}{paced}{modes}"
     )
 

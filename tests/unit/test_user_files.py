@@ -52,7 +52,7 @@ def repo(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 
 FILES = ("backup/VMSnapshotScriptPluginConfig.json", "backup/pre.sh", "backup/post.sh")
-DECLARED = (("config", 0o600), ("pre", 0o700), ("post", 0o700))
+DECLARED = (("config", 0o600), ("pre", 0o700), ("post", 0o700), ("hook", 0o700))
 
 
 # --- the setting ---------------------------------------------------------------------------------

@@ -146,6 +146,13 @@ class CycleResult:
             },
             "findings": self.findings,
             "timeline": [p.to_dict() for p in self.timeline],
+            "framework": "azure",
+            "outcome": codes.lookup(self.status).name,
+            "calls": [
+                {**script.to_dict(), "phase": script.which, "path": (script.argv or ["", ""])[1]}
+                for script in (self.pre, self.post)
+                if script is not None and script.ran
+            ],
         }
 
 
