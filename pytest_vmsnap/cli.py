@@ -20,7 +20,7 @@ from typing import Any
 from . import version
 from .framework.azure.profiles import PROFILES
 from .lint import LintReport, lint
-from .settings import BY_NAME, FIELDS, Field, Settings, SettingsError
+from .settings import BY_NAME, FIELDS, Field, Framework, Settings, SettingsError
 
 EXIT_OK = 0
 EXIT_FINDINGS = 1
@@ -36,8 +36,12 @@ exit codes:
 installs them: in a scratch root, the config at /etc/azure, the scripts at the config's
 locations (without --pre/--post: the files the config names on this machine), with the
 modes --modes declares, owned by root. The findings name your files.
+
+--framework gcp|vmware|qemu-ga|aws-dlm lints for that framework's rules instead: your files
+(--config, --pre, --post, --hook, --document) installed where it looks for them, or a
+machine root (--root) as it is.
 """
-_LINT_FILES = ("config", "pre", "post", "modes", "owner")
+_LINT_FILES = ("config", "pre", "post", "hook", "document", "modes", "owner")
 """``vmsnap lint`` flags that install the user's files as ``vmsnap run`` does."""
 
 
@@ -67,6 +71,12 @@ def _add_lint(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -
         help="whose rules decide the errors: the extension's code (default) or the docs",
     )
     parser.add_argument("--json", action="store_true", help="print the report as JSON")
+    parser.add_argument(
+        "--framework",
+        choices=Framework.values(),
+        default="azure",
+        help="whose rules: azure (default), gcp, vmware, qemu-ga, aws-dlm",
+    )
     files = parser.add_argument_group(
         "your files, installed as vmsnap run installs them (instead of --root)"
     )
@@ -84,6 +94,10 @@ def _cmd_lint(args: argparse.Namespace) -> int:
     if not root.is_dir():
         return _usage_error(f"lint: --root {args.root}: not a directory")
     try:
+        if args.framework != "azure":
+            from .lint.frameworks import lint_framework
+
+            return _print_lint(args, lint_framework(root, args.framework))
         report = lint(root, profile=args.profile)
     except (OSError, ValueError) as err:
         return _usage_error(f"lint: {_describe(err)}")
@@ -96,6 +110,8 @@ def _lint_files(args: argparse.Namespace, given: dict[str, Any]) -> int:
 
     if args.root is not None:
         return _usage_error("lint: give --root DIR or --config FILE (with --pre/--post), not both")
+    if args.framework != "azure":
+        return _lint_hosted(args, given)
     if "config" not in given:
         flags = ", ".join(BY_NAME[name].flag for name in given)
         return _usage_error(f"lint: {flags}: only with --config FILE")
@@ -108,6 +124,30 @@ def _lint_files(args: argparse.Namespace, given: dict[str, Any]) -> int:
         pre, post = _local_scripts(s.config, s.pre, s.post)
         report = lint_files(s.config, pre, post, profile=args.profile, owner=s.owner, modes=s.modes)
     except (OSError, ValueError) as err:  # StageError (a file missing...): one line
+        return _usage_error(f"lint: {_describe(err)}")
+    return _print_lint(args, report)
+
+
+def _lint_hosted(args: argparse.Namespace, given: dict[str, Any]) -> int:
+    """``vmsnap lint --framework F`` with the user's files, installed where F looks."""
+    from .cycle.lint_files import lint_hosted
+
+    try:
+        s = Settings.from_mapping(
+            {**given, "framework": args.framework}, base_dir=Path.cwd(), where="lint"
+        )
+    except SettingsError as err:
+        return _usage_error(str(err))
+    files = {
+        role: path
+        for role in ("config", "pre", "post", "hook", "document")
+        if (path := getattr(s, role)) is not None
+    }
+    if not files:
+        return _usage_error("lint: give the files to lint (--pre/--post, --hook, --config)")
+    try:
+        report = lint_hosted(args.framework, files, owner=s.owner, modes=s.modes)
+    except (OSError, ValueError) as err:  # StageError, a framework that cannot host them
         return _usage_error(f"lint: {_describe(err)}")
     return _print_lint(args, report)
 

@@ -196,7 +196,12 @@ class Settings:
         is called ``naming(field)`` (default: its key; the plugin says its ini key)."""
         label = naming or (lambda f: f.key)
         out = []
-        if self.config is None and self.framework == Framework.AZURE:
+        if (
+            self.config is None
+            and self.framework == Framework.AZURE
+            and self.hook is None
+            and (self.pre is None or self.post is None)
+        ):
             out.append("no config given (vmsnap_config / --vmsnap-config)")
         elif self.config is not None and not self.config.is_file():
             out.append(f"config {self.config} does not exist")
@@ -261,17 +266,10 @@ class Settings:
 
     def _hosting_problems(self) -> list[str]:
         """The framework cannot run the files as given (a pair where it calls one hook)."""
-        if self.framework == Framework.AZURE:
-            # Azure's own staging reads the config (a missing location is its pre-check's).
-            extra = [n for n, p in (("--hook", self.hook), ("--document", self.document)) if p]
-            if extra:
-                return [
-                    f"azure runs the pre- and post-script its config names; {' and '.join(extra)} "
-                    "are for the other frameworks (--framework)"
-                ]
-            return []
         from .framework import engines
 
+        if self.framework == Framework.AZURE and self.config is not None:
+            return []  # its own staging reads the config (a missing location is its pre-check's)
         if self.document is not None and self.framework != Framework.AWS_DLM:
             return ["--document is the SSM command document of aws-dlm"]
         hosting = engines.get(self.framework).host(self.given())

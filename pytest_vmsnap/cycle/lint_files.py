@@ -13,9 +13,12 @@ import os
 import tempfile
 from pathlib import Path
 
+from ..framework import engines
 from ..framework.azure.checks import passwd_owner_name
+from ..framework.engine import Given
 from ..lint import LintReport, lint
-from .stage import Modes, stage
+from ..lint.frameworks import lint_framework
+from .stage import Modes, stage, stage_hosted
 
 
 def lint_files(
@@ -47,4 +50,27 @@ def lint_files(
         staged = stage(root, config, pre, post, owner, at=at, modes=modes)
         report = lint(root, profile=profile, sources=staged.sources, owner_name=owner_name)
     report.root = ""  # gone: the report names the user's files (``sources``) instead
+    return report
+
+
+def lint_hosted(
+    framework: str, files: dict[str, Path], *, owner: str | None = None, modes: Modes = ()
+) -> LintReport:
+    """The same for a framework other than Azure: ``files`` by role (``config``, ``pre``,
+    ``post``, ``hook``, ``document``) installed where that framework looks for them, and the
+    files it needs that were not given, then linted with its rules.
+
+    Raises :class:`~pytest_vmsnap.cycle.stage.StageError` when the framework cannot host the
+    files as given, or one cannot be installed (one line)."""
+    config = files.get("config")
+    given = Given(
+        frozenset(files),
+        config.read_bytes() if config is not None else None,
+        files["hook"].name if "hook" in files else "",
+    )
+    hosting = engines.get(framework).host(given)
+    with tempfile.TemporaryDirectory(prefix="vmsnap-lint-") as root:
+        staged = stage_hosted(root, hosting, files, owner, modes=modes)
+        report = lint_framework(root, framework, sources=staged.sources)
+    report.root = ""
     return report

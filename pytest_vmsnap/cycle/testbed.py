@@ -143,11 +143,9 @@ def build(
 def stage_files(
     settings: Settings, root: Path, containment: Containment | None = None
 ) -> Staged | None:
-    """The user's files installed where the chosen framework looks for them (None: Azure
-    without a config, nothing to install)."""
-    if settings.framework == "azure":
-        if settings.config is None:
-            return None
+    """The user's files installed where the chosen framework looks for them (None: no file
+    given, nothing to install)."""
+    if settings.framework == "azure" and settings.config is not None:
         return stage(
             root,
             settings.config,
@@ -169,6 +167,8 @@ def stage_files(
         )
         if path is not None
     }
+    if not files:
+        return None
     hosting = engines.get(settings.framework).host(settings.given())
     return stage_hosted(root, hosting, files, settings.owner, containment, settings.modes)
 

@@ -130,12 +130,13 @@ def modes_finding(sources: Sequence[Source], profile: Profile) -> records.Findin
 
 
 def name_sources(
-    findings: Sequence[Finding], sources: Sequence[Source], profile: Profile
+    findings: Sequence[Finding], sources: Sequence[Source], profile: Profile | None
 ) -> list[Finding]:
     """``findings`` with the user's files named where the scratch root's locations were, and
-    the exact fix on a permission error that a mode caused."""
+    the exact fix on a permission error that a mode caused (Azure's rules: ``profile``; None
+    for the other frameworks, whose own lint says what to do about a mode)."""
     ordered = sorted(_unique(sources), key=lambda s: -len(s.location))
-    action = modes_action(sources, profile)
+    action = modes_action(sources, profile) if profile is not None else ""
     out = []
     for f in findings:
         message, path, fix = f.message, f.path, f.action

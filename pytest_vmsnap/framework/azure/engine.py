@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..engine import Given, Hosting, Observer, Placement
+from ..engine import Generated, Given, Hosting, Observer, Placement
 from ..interfaces import Freezer, Snapshotter
 from ..records import Finding
 from ..scripts import FAITHFUL, Clock, Pacing, Spawn
@@ -27,27 +27,25 @@ class AzureEngine:
     title: str = "Azure VMSnapshot script framework (Linux VMBackup extension)"
 
     def host(self, given: Given) -> Hosting:
-        """The config goes to /etc/azure; the scripts where the config's locations say."""
+        """The config goes to /etc/azure; the scripts where the config's locations say.
+
+        Without a config (``vmsnap compare``) the harness writes the smallest one that runs
+        them, the scripts beside it in /etc/azure: a pre/post pair as they are, a hook as
+        both, with ``freeze`` and ``thaw`` as its params.
+        """
         if "config" not in given.roles:
-            return Hosting(
-                refused=f"Azure runs no script without its config ({PLUGIN_CONFIG}): give --config"
-            )
+            return _generated(given)
         pre, post = _locations(given.config)
         placements = [Placement("config", PLUGIN_CONFIG)]
-        if "hook" in given.roles:
-            return Hosting(
-                refused="Azure calls a pre- and a post-script named in its config; "
-                "a hook can serve as both only through the config's own "
-                "locations and params"
-            )
         for role, location in (("pre", pre), ("post", post)):
             if role in given.roles and location:
                 placements.append(Placement(role, location))
-        return Hosting(
-            placements=tuple(placements),
-            calls="sh <preScriptLocation> <preScriptParams...>; "
-            "sh <postScriptLocation> <postScriptParams...>",
-        )
+        if "hook" in given.roles:
+            return Hosting(
+                refused="Azure calls the pre- and post-script its config names: with your own "
+                "config, give the hook as --pre and --post (its params freeze and thaw)"
+            )
+        return Hosting(placements=tuple(placements), calls=CALLS)
 
     def precheck(self, root: Path) -> list[Finding]:
         pc = precheck(root, profile=self.profile)
@@ -75,6 +73,49 @@ class AzureEngine:
             pacing=pacing or FAITHFUL,
             observer=observer,
         )
+
+
+CALLS = "sh <pre> <preScriptParams...>, sh <post> <postScriptParams...> (shebang ignored)"
+AZURE_DIR = "/etc/azure"
+
+
+def _generated(given: Given) -> Hosting:
+    """The smallest config a user writes for these scripts (``vmsnap compare``)."""
+    if "hook" in given.roles:
+        hook = f"{AZURE_DIR}/{given.hook_name or 'hook.sh'}"
+        pre = post = hook
+        params: tuple[list[str], list[str]] = (["freeze"], ["thaw"])
+        placements = [Placement("hook", hook)]
+    elif {"pre", "post"} <= given.roles:
+        pre, post = f"{AZURE_DIR}/pre-script.sh", f"{AZURE_DIR}/post-script.sh"
+        params = ([], [])
+        placements = [Placement("pre", pre), Placement("post", post)]
+    else:
+        return Hosting(
+            refused="Azure runs no script without its config: give --config, or "
+            "both --pre and --post"
+        )
+    config = {
+        "pluginName": "ScriptRunner",
+        "preScriptLocation": pre,
+        "postScriptLocation": post,
+        "preScriptParams": params[0],
+        "postScriptParams": params[1],
+        "preScriptNoOfRetries": 0,
+        "postScriptNoOfRetries": 0,
+        "timeoutInSeconds": 30,
+        "continueBackupOnFailure": True,
+        "fsFreezeEnabled": True,
+    }
+    why = (
+        "Azure runs scripts only as its config names them; this is the smallest config "
+        "(the docs' defaults), owner root, mode 600 as the pre-check requires"
+    )
+    return Hosting(
+        placements=tuple(placements),
+        generated=(Generated(PLUGIN_CONFIG, json.dumps(config, indent=2).encode(), 0o600, why),),
+        calls=CALLS if "hook" not in given.roles else f"sh {pre} freeze, sh {post} thaw",
+    )
 
 
 def _locations(config: bytes | None) -> tuple[str | None, str | None]:
