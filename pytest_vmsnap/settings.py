@@ -196,12 +196,7 @@ class Settings:
         is called ``naming(field)`` (default: its key; the plugin says its ini key)."""
         label = naming or (lambda f: f.key)
         out = []
-        if (
-            self.config is None
-            and self.framework == Framework.AZURE
-            and self.hook is None
-            and (self.pre is None or self.post is None)
-        ):
+        if self.config is None and self.framework == Framework.AZURE:
             out.append("no config given (vmsnap_config / --vmsnap-config)")
         elif self.config is not None and not self.config.is_file():
             out.append(f"config {self.config} does not exist")
