@@ -336,6 +336,71 @@ def _cmd_cleanup(args: argparse.Namespace) -> int:
     return EXIT_OK if report.ok else EXIT_FINDINGS
 
 
+_COMPARE_FIELDS = ("pre", "post", "hook", "app", "vm", "pacing", "writers", "quiesce", "modes")
+"""The settings ``vmsnap compare`` takes; each framework gets its own config (the smallest
+that runs the scripts), so there is no --config."""
+
+
+def _add_compare(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    parser = subparsers.add_parser(
+        "compare",
+        help="run the same scripts under every framework that can host them, one table",
+        description=(
+            "Run one full cycle per framework (azure, gcp, vmware, qemu-ga, aws-dlm) with the "
+            "same scripts, installed where each looks for them, each with the smallest config "
+            "that runs them, and print one table: how each framework called them, what it "
+            "said, and the verdict on the restored copy. A pre/post pair (--pre, --post) or "
+            "one hook called with freeze and thaw (--hook)."
+        ),
+        epilog="exit codes:\n  0  application-consistent under every framework that hosts "
+        "them\n  1  any other verdict under one of them\n  2  usage error\n",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    for name in _COMPARE_FIELDS:
+        _add_field(parser, BY_NAME[name])
+    parser.add_argument(
+        "--frameworks",
+        default=",".join(Framework.values()),
+        help="which frameworks, comma-separated (default: all, in this order)",
+    )
+    parser.add_argument("--json", type=Path, metavar="FILE", help="write the rows as JSON")
+    parser.add_argument("-v", "--verbose", action="store_true", help="say what happens")
+    parser.set_defaults(func=_cmd_compare)
+
+
+def _cmd_compare(args: argparse.Namespace) -> int:
+    from .cycle.compare import compare
+    from .report.text import compare_table
+
+    chosen = [f.strip() for f in args.frameworks.split(",") if f.strip()]
+    unknown = [f for f in chosen if f not in Framework.values()]
+    if unknown or not chosen:
+        return _usage_error(
+            f"compare: --frameworks {args.frameworks}: choose from {', '.join(Framework.values())}"
+        )
+    if (args.hook is None) == (args.pre is None and args.post is None):
+        return _usage_error("compare: give --pre and --post, or --hook")
+    if args.hook is None and (args.pre is None or args.post is None):
+        return _usage_error("compare: --pre and --post go together")
+    values = {name: getattr(args, name) for name in _COMPARE_FIELDS}
+    try:
+        settings = Settings.from_mapping(values, base_dir=Path.cwd(), where="compare")
+    except SettingsError as err:
+        return _usage_error(str(err))
+    problems = [p for p in settings.problems() if not p.startswith("no config given")]
+    problems += _output_problems(args.json, "--json", want_dir=False)
+    if problems:
+        return _usage_error("compare: " + "; ".join(problems))
+    rows = [row.to_dict() for row in compare(settings, chosen)]
+    print(compare_table(rows))
+    if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps(rows, indent=2, default=str))
+    hosted = [r for r in rows if not r["refused"]]
+    good = hosted and all(r["verdict"] == "application-consistent" for r in hosted)
+    return EXIT_OK if good else EXIT_FINDINGS
+
+
 def _add_example(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     from . import data
 
@@ -476,6 +541,7 @@ def _cmd_setup(args: argparse.Namespace) -> int:
 _COMMANDS: tuple[Callable[[argparse._SubParsersAction[argparse.ArgumentParser]], None], ...] = (
     _add_lint,
     _add_run,
+    _add_compare,
     _add_cleanup,
     _add_example,
     _add_doctor,
@@ -487,7 +553,8 @@ def build_parser() -> argparse.ArgumentParser:
     """The ``vmsnap`` argument parser with every registered subcommand."""
     parser = argparse.ArgumentParser(
         prog="vmsnap",
-        description="Prove Azure Linux VM-backup pre/post (quiesce) scripts correct.",
+        description="Prove VM-backup quiesce (pre/post) scripts correct under Azure, GCP, "
+        "VMware Tools, qemu-guest-agent and AWS DLM.",
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {version()}")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")

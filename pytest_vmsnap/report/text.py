@@ -128,3 +128,18 @@ def write_json(report_dir: Path, name: str, run: dict[str, Any]) -> Path:
     path = report_dir / f"{slug(name)}.json"
     path.write_text(json.dumps(run, indent=2, default=str))
     return path
+
+
+def compare_table(rows: list[dict[str, Any]]) -> str:
+    """``vmsnap compare``'s table: one line per framework (how it called the scripts, its
+    own outcome, the verdict), then why each verdict is what it is."""
+    head = ("framework", "how it called them", "framework said", "verdict")
+    lines = [(r["framework"], r["calls"] or "-", r["outcome"], r["verdict"]) for r in rows]
+    widths = [max(len(str(x)) for x in col) for col in zip(head, *lines, strict=False)]
+
+    def fmt(cells: tuple[str, ...]) -> str:
+        return "  ".join(str(c).ljust(w) for c, w in zip(cells, widths, strict=True)).rstrip()
+
+    out = [fmt(head), fmt(tuple("-" * w for w in widths)), *(fmt(line) for line in lines), ""]
+    out += [f"{r['framework']}: {r['why']}" for r in rows if r["why"]]
+    return "\n".join(out)

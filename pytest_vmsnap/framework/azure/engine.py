@@ -109,12 +109,15 @@ def _generated(given: Given) -> Hosting:
     }
     why = (
         "Azure runs scripts only as its config names them; this is the smallest config "
-        "(the docs' defaults), owner root, mode 600 as the pre-check requires"
+        "(the values of the docs' sample config), owner root, mode 600 as the pre-check requires"
     )
     return Hosting(
         placements=tuple(placements),
         generated=(Generated(PLUGIN_CONFIG, json.dumps(config, indent=2).encode(), 0o600, why),),
-        calls=CALLS if "hook" not in given.roles else f"sh {pre} freeze, sh {post} thaw",
+        calls=f"sh {pre} {' '.join(params[0])}, sh {post} {' '.join(params[1])}".replace(
+            " ,", ","
+        ).strip()
+        + " (shebang ignored)",
     )
 
 
