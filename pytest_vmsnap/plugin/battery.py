@@ -160,23 +160,31 @@ class Check:
 
 
 def _lint(ctx: Context) -> None:
-    """The extension's own pre-check accepts the config and the scripts, installed as a
+    """The framework's own pre-check accepts the config and the scripts, installed as a
     cycle installs them. Lint's warnings (what the pre-check lets through but still breaks
     backups) are reported as VmsnapLintWarning; with vmsnap_lint_strict = true they fail the
     item."""
-    from ..cycle.lint_files import lint_files
+    from ..cycle.lint_files import lint_files, lint_hosted
 
     s = ctx.settings
-    assert s.config is not None
-    report = lint_files(
-        s.config,
-        s.pre,
-        s.post,
-        profile=s.profile,
-        owner=s.owner,
-        modes=s.modes,
-        at=(s.pre_at, s.post_at),
-    )
+    if s.framework != "azure":
+        files = {
+            role: path
+            for role in ("config", "pre", "post", "hook", "document")
+            if (path := getattr(s, role)) is not None
+        }
+        report = lint_hosted(s.framework, files, owner=s.owner, modes=s.modes)
+    else:
+        assert s.config is not None
+        report = lint_files(
+            s.config,
+            s.pre,
+            s.post,
+            profile=s.profile,
+            owner=s.owner,
+            modes=s.modes,
+            at=(s.pre_at, s.post_at),
+        )
     text = report.format_text()
     ctx.lint = {"errors": len(report.errors), "warnings": len(report.warnings)}
     if report.findings:
@@ -433,8 +441,9 @@ def _baseline(ctx: Context) -> None:
 def battery(settings: Settings) -> list[Check]:
     """The checks for these settings, in the order they run."""
     window = settings.worst_window_s
+    whose = "the extension's" if settings.framework == "azure" else f"{settings.framework}'s"
     return [
-        Check("lint", "the extension's pre-check accepts the config and scripts", _lint, False),
+        Check("lint", f"{whose} pre-check accepts the config and scripts", _lint, False),
         Check("main", "cycle under load is application-consistent", _main_cycle),
         Check("quiesce", "quiesce probe", _quiesce),
         Check("liveness", "liveness after post-script", _liveness),
