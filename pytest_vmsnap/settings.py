@@ -263,10 +263,15 @@ class Settings:
         """The framework cannot run the files as given (a pair where it calls one hook)."""
         from .framework import engines
 
-        if self.framework == Framework.AZURE and self.config is not None:
-            return []  # its own staging reads the config (a missing location is its pre-check's)
         if self.document is not None and self.framework != Framework.AWS_DLM:
-            return ["--document is the SSM command document of aws-dlm"]
+            return ["document is the SSM command document of aws-dlm (--framework aws-dlm)"]
+        if self.framework == Framework.AZURE and self.config is not None:
+            if self.hook is not None:
+                return [
+                    "azure runs the scripts its config names: give the hook as pre and post "
+                    '(with preScriptParams ["freeze"] and postScriptParams ["thaw"])'
+                ]
+            return []  # its own staging reads the config (a missing location is its pre-check's)
         hosting = engines.get(self.framework).host(self.given())
         return [f"{self.framework}: {hosting.refused}"] if hosting.refused else []
 
