@@ -1,0 +1,1 @@
+"""VMware Tools' (open-vm-tools) vmbackup plugin: quiesced snapshots on Linux."""
