@@ -438,8 +438,20 @@ def _baseline(ctx: Context) -> None:
         )
 
 
+def _azure_faults() -> list[Check]:
+    return [
+        Check("fault-pre-hangs", "fault: pre-script hangs past its timeout", _fault_pre_hangs),
+        Check("fault-pre-fails", "fault: pre-script fails", _fault_pre_fails),
+        Check("fault-post-fails", "fault: post-script fails", _fault_post_fails),
+        Check("fault-post-missing", "fault: post-script missing", _fault_post_missing),
+        Check("fault-snapshot-fails", "fault: snapshot fails after freeze", _fault_snapshot_fails),
+    ]
+
+
 def battery(settings: Settings) -> list[Check]:
     """The checks for these settings, in the order they run."""
+    from .faults import checks as framework_faults
+
     window = settings.worst_window_s
     whose = "the extension's" if settings.framework == "azure" else f"{settings.framework}'s"
     return [
@@ -452,11 +464,7 @@ def battery(settings: Settings) -> list[Check]:
             if window > 0
             else []
         ),
-        Check("fault-pre-hangs", "fault: pre-script hangs past its timeout", _fault_pre_hangs),
-        Check("fault-pre-fails", "fault: pre-script fails", _fault_pre_fails),
-        Check("fault-post-fails", "fault: post-script fails", _fault_post_fails),
-        Check("fault-post-missing", "fault: post-script missing", _fault_post_missing),
-        Check("fault-snapshot-fails", "fault: snapshot fails after freeze", _fault_snapshot_fails),
+        *(_azure_faults() if settings.framework == "azure" else framework_faults(settings)),
         Check(
             "baseline",
             "crash-consistent baseline for comparison (no scripts, no freeze)",

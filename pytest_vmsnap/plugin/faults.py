@@ -1,0 +1,163 @@
+"""The battery's fault checks for the frameworks other than Azure (Azure's are in
+:mod:`.battery`): each fault mapped onto the framework's own failure modes.
+
+A fault replaces the user's script for one side (a pair's pre- or post-script) or the whole
+hook (a script called with ``freeze``/``thaw``, keeping its name: the order of a ``.d``
+directory is the names' order) with one that hangs or fails there, or injects a snapshot
+failure with the user's own scripts; where the framework's timeout can be set, a config sets
+it short so the cycle stays lean. Each framework's expected row (its status on the common
+scale and its own word) comes from its outcome table, with the source in the engine beside the
+rule (``docs/frameworks/<name>.md``).
+"""
+
+from __future__ import annotations
+
+import shlex
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..cycle.result import RunResult
+from ..framework.interfaces import SnapshotResult
+from ..framework.outcome import NO_SNAPSHOT, NOT_QUIESCED
+from ..report.html.checks import Expected
+from ..report.text import explain
+from ..settings import Settings
+from .battery import Check, CheckFailed, Context
+
+
+@dataclass(frozen=True)
+class Row:
+    """What a fault gets from one framework: the status, the framework's word, and the
+    config that makes its timeout short (the fault that hangs), when it has one."""
+
+    status: int
+    outcome: str
+    config: str | None = None
+    """The config's text for this fault (replacing the user's: it sets the timeout short)."""
+    config_name: str = "config"
+
+
+HANG_S = 30
+"""How long a hanging script sleeps: past every short timeout below, never reached."""
+
+ROWS: dict[str, dict[str, Row]] = {
+    # framework/vmware/cycle.py (open-vm-tools stateMachine.c, scriptOps.c).
+    "vmware": {
+        "pre-hangs": Row(
+            NO_SNAPSHOT, "VMBACKUP_REMOTE_ABORT", "[vmbackup]\ntimeout = 3\n", "tools.conf"
+        ),
+        "pre-fails": Row(NO_SNAPSHOT, "ApplicationQuiesceFault"),
+        "post-fails": Row(NOT_QUIESCED, "VMBACKUP_SCRIPT_ERROR"),
+        "snapshot-fails": Row(NO_SNAPSHOT, "VMBACKUP_REMOTE_ABORT"),
+    },
+}
+"""Each framework's rows, by fault (a fault a framework has no row for is not collected)."""
+
+TITLES = {
+    "pre-hangs": "fault: the freeze side hangs past the framework's timeout",
+    "pre-fails": "fault: the freeze side fails",
+    "post-fails": "fault: the thaw side fails",
+    "post-missing": "fault: the post-script is missing",
+    "snapshot-fails": "fault: the snapshot fails after the freeze side ran",
+}
+
+_HOOK = {
+    "pre-hangs": f'case "$1" in freeze) sleep {HANG_S} ;; esac\nexit 0\n',
+    "pre-fails": 'case "$1" in freeze) echo "simulated failure" >&2; exit 1 ;; esac\nexit 0\n',
+    "post-fails": 'case "$1" in thaw) echo "simulated failure" >&2; exit 3 ;; esac\nexit 0\n',
+}
+"""A hook replaced whole: it does its fault on its verb and nothing else (no lock taken, so
+nothing is left to release)."""
+
+
+def checks(settings: Settings) -> list[Check]:
+    """The fault checks of ``settings.framework`` for the shape of the user's files."""
+    rows = ROWS.get(settings.framework, {})
+    out = []
+    for fault, row in rows.items():
+        if settings.hook is not None and fault not in (*_HOOK, "snapshot-fails"):
+            continue  # a hook has no separate post-script to lose
+        out.append(Check(f"fault-{fault}", TITLES[fault], _check(fault, row)))
+    return out
+
+
+def _check(fault: str, row: Row) -> Callable[[Context], None]:
+    def check(ctx: Context) -> None:
+        s = ctx.settings
+        hooks = {}
+        if fault == "snapshot-fails":
+            hooks["snapshot"] = lambda: SnapshotResult(
+                2, False, "injected", message="snapshot failure injected after the freeze side"
+            )
+        else:
+            s = _faulty(ctx, fault, row)
+        key = f"fault-{fault}"
+        r = ctx.cycle(key, s, hooks, expected=Expected.framework_outcome(row.status, row.outcome))
+        _expect(r, row, TITLES[fault].removeprefix("fault: "))
+
+    check.__doc__ = (
+        f"{TITLES[fault].removeprefix('fault: ').capitalize()}: the framework's row of its "
+        "outcome table (its status and its own word for it), and the application is left "
+        "writable."
+    )
+    return check
+
+
+def _faulty(ctx: Context, fault: str, row: Row) -> Settings:
+    """Settings with the fault's script (and config) in place of the user's."""
+    s = ctx.settings
+    tmp = ctx.fault_dir()
+    if s.hook is not None:
+        hook = tmp / s.hook.name
+        _write(hook, "#!/bin/sh\n" + _HOOK[fault])
+        s = s.with_(hook=hook)
+    else:
+        which = "pre" if fault.startswith("pre") else "post"
+        script = tmp / f"{which}.sh"
+        _write(script, "#!/bin/sh\n" + _pair_body(s, fault))
+        s = s.with_(**{which: None if fault == "post-missing" else script})
+    if row.config is not None:
+        config = tmp / row.config_name
+        config.write_text(row.config)
+        config.chmod(0o644)
+        s = s.with_(config=config)
+    return s
+
+
+def _pair_body(s: Settings, fault: str) -> str:
+    if fault == "pre-hangs":
+        return f"sleep {HANG_S}\n"
+    if fault == "pre-fails":
+        return "echo 'simulated failure' >&2\nexit 1\n"
+    # post-fails: the user's own post-script first (it releases what the pre-script holds),
+    # then the failure: what is tested is the framework's handling of a failed post-script.
+    body = "exit 3\n"
+    if s.post is not None:
+        text = Path(s.post).read_text(errors="replace")
+        body = f'sh -c {shlex.quote(text)} post.sh "$@"\nexit 3\n'
+    return body
+
+
+def _write(path: Path, text: str) -> None:
+    path.write_text(text)
+    path.chmod(0o755)
+
+
+def _expect(r: RunResult, row: Row, label: str) -> None:
+    cycle = r.to_dict()
+    problems = []
+    if (cycle.get("status"), cycle.get("outcome")) != (row.status, row.outcome):
+        problems.append(
+            f"expected {row.outcome} (status {row.status}), got {cycle.get('outcome')} "
+            f"(status {cycle.get('status')})"
+        )
+    if r.evidence.liveness_ok is False:
+        problems.append("the application was left unable to write after the cycle")
+    if r.error:
+        problems.append(f"harness: {r.error}")
+    if problems:
+        raise CheckFailed(
+            f"{label}: " + "; ".join(problems) + "\n" + explain(cycle, "the outcome table's row")
+        )
+
