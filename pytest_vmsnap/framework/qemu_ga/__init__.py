@@ -1,0 +1,1 @@
+"""qemu-guest-agent's fsfreeze hook (libvirt, Proxmox VE, oVirt): the engine (:mod:`.engine`)."""
