@@ -459,6 +459,9 @@ def _judge(
 ) -> None:
     """The oracle's verdict from the evidence gathered and the framework's status."""
     assert result.cycle is not None
+    hidden = hidden_failures(result.cycle)
+    if hidden and ceiling is None:
+        ceiling, ceiling_reason = oracle.CRASH, hidden
     verdict = oracle.decide(
         result.evidence,
         taken=taken,
@@ -469,6 +472,31 @@ def _judge(
     )
     result.verdict, result.reasons = verdict.verdict, verdict.reasons
     _phase("judge: %s", result.verdict)
+
+
+def hidden_failures(cycle: CycleRecord) -> str:
+    """A script that failed while the framework still reported an application-consistent
+    snapshot (qemu-ga's stock wrapper exits 0 whatever its scripts did; VMware ignores a
+    failing ``freezeFail`` script): the scripts are wrong whatever the snapshot holds. ''
+    when there is none."""
+    if cycle.status != 0:
+        return ""
+    failed = [
+        f"{c.get('path') or c.get('phase')} ({c.get('phase')}: "
+        + (
+            str(c.get("start_error"))
+            if c.get("start_error")
+            else "timed out"
+            if c.get("timed_out")
+            else f"exit {c.get('exit_code')}"
+        )
+        + ")"
+        for c in cycle.calls
+        if c.get("start_error") or c.get("timed_out") or c.get("exit_code") not in (0, None)
+    ]
+    if not failed:
+        return ""
+    return f"a script failed and the framework still reported success: {', '.join(failed)}"
 
 
 def _probe(vm: StandIn, fn: str, *args: Any) -> dict[str, Any]:
