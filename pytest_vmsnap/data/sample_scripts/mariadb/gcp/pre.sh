@@ -69,4 +69,8 @@ done
 holder=$(sed -n 's/^HOLDER //p' "$STATE/holder.out")
 seen=$($CLIENT -N -B -e "SELECT ID FROM information_schema.PROCESSLIST WHERE ID = ${holder:-0}")
 [ "$seen" = "$holder" ] || fail "the holding session ${holder:-?} is not in the process list"
+# GCP does not freeze the file systems: what the database wrote is still in this VM's page
+# cache, and the disk snapshot copies only what reached the disk. With writes held, push it
+# there (sync); without this the restored tables are torn.
+sync
 echo "pre: FLUSH TABLES WITH READ LOCK held by session $holder (watchdog: ${HOLD_MAX} s)"

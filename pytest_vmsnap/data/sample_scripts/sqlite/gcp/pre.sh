@@ -39,4 +39,8 @@ while ! grep -q LOCKED "$STATE/holder.out" 2>/dev/null; do
   fi
   sleep 0.01
 done
+# GCP does not freeze the file systems: what the database wrote is still in this VM's page
+# cache, and the disk snapshot copies only what reached the disk. With writes held, push it
+# there (sync); without this the restored tables are torn.
+sync
 echo "pre: WAL checkpointed, write lock held on $DB"
