@@ -12,6 +12,7 @@ rule (``docs/frameworks/<name>.md``).
 
 from __future__ import annotations
 
+import json
 import shlex
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -19,7 +20,7 @@ from pathlib import Path
 
 from ..cycle.result import RunResult
 from ..framework.interfaces import SnapshotResult
-from ..framework.outcome import NO_SNAPSHOT, NOT_QUIESCED
+from ..framework.outcome import APPLICATION, NO_SNAPSHOT, NOT_QUIESCED
 from ..report.html.checks import Expected
 from ..report.text import explain
 from ..settings import Settings
@@ -51,8 +52,41 @@ ROWS: dict[str, dict[str, Row]] = {
         "post-fails": Row(NOT_QUIESCED, "VMBACKUP_SCRIPT_ERROR"),
         "snapshot-fails": Row(NO_SNAPSHOT, "VMBACKUP_REMOTE_ABORT"),
     },
+    # framework/gcp/cycle.py (guest-agent snapshot_listener.go; the docs: no snapshot on a
+    # script error or timeout).
+    "gcp": {
+        "pre-hangs": Row(
+            NO_SNAPSHOT,
+            "SCRIPT_TIMED_OUT",
+            "[Snapshots]\nenabled = true\ntimeout_in_seconds = 2\n",
+            "instance_configs.cfg",
+        ),
+        "pre-fails": Row(NO_SNAPSHOT, "UNHANDLED_SCRIPT_ERROR"),
+        "post-fails": Row(NO_SNAPSHOT, "UNHANDLED_SCRIPT_ERROR"),
+        "post-missing": Row(NO_SNAPSHOT, "SCRIPT_NOT_FOUND"),
+        "snapshot-fails": Row(NO_SNAPSHOT, "SNAPSHOT_FAILED"),
+    },
+    # framework/qemu_ga/engine.py (qga commands-posix.c; the stock wrapper exits 0 whatever its
+    # scripts did: the failure is hidden, and the verdict says so).
+    "qemu-ga": {
+        "pre-fails": Row(APPLICATION, "HOOK_FAILURE_HIDDEN"),
+        "post-fails": Row(APPLICATION, "HOOK_FAILURE_HIDDEN"),
+        "snapshot-fails": Row(NO_SNAPSHOT, "SNAPSHOT_FAILED"),
+    },
+    # framework/aws_dlm/cycle.py (DLM's script flow: the crash-consistent fallback by default;
+    # ExecutionTimeout's least value, 10 s, is its default).
+    "aws-dlm": {
+        "pre-hangs": Row(NOT_QUIESCED, "CRASH_CONSISTENT_FALLBACK"),
+        "pre-fails": Row(NOT_QUIESCED, "CRASH_CONSISTENT_FALLBACK"),
+        "post-fails": Row(NOT_QUIESCED, "POST_SCRIPT_FAILED"),
+        "snapshot-fails": Row(NO_SNAPSHOT, "SNAPSHOT_FAILED"),
+    },
 }
-"""Each framework's rows, by fault (a fault a framework has no row for is not collected)."""
+"""Each framework's rows, by fault (a fault a framework has no row for is not collected).
+
+qemu-ga has no ``pre-hangs`` row: qga puts no timeout on its hook, so the real agent waits
+for ever (its conformance suite and lint cover it; a cycle would only wait for the harness's
+bound)."""
 
 TITLES = {
     "pre-hangs": "fault: the freeze side hangs past the framework's timeout",
@@ -62,8 +96,10 @@ TITLES = {
     "snapshot-fails": "fault: the snapshot fails after the freeze side ran",
 }
 
+# ``exec``: the hanging process is the script itself, so a framework that kills the script
+# (and not its children) ends it, and no child holds its output open.
 _HOOK = {
-    "pre-hangs": f'case "$1" in freeze) sleep {HANG_S} ;; esac\nexit 0\n',
+    "pre-hangs": f'case "$1" in freeze) exec sleep {HANG_S} ;; esac\nexit 0\n',
     "pre-fails": 'case "$1" in freeze) echo "simulated failure" >&2; exit 1 ;; esac\nexit 0\n',
     "post-fails": 'case "$1" in thaw) echo "simulated failure" >&2; exit 3 ;; esac\nexit 0\n',
 }
@@ -76,8 +112,9 @@ def checks(settings: Settings) -> list[Check]:
     rows = ROWS.get(settings.framework, {})
     out = []
     for fault, row in rows.items():
-        if settings.hook is not None and fault not in (*_HOOK, "snapshot-fails"):
-            continue  # a hook has no separate post-script to lose
+        whole = settings.hook is not None or settings.document is not None
+        if whole and fault == "post-missing":
+            continue  # a hook or a document has no separate post-script to lose
         out.append(Check(f"fault-{fault}", TITLES[fault], _check(fault, row)))
     return out
 
@@ -108,7 +145,11 @@ def _faulty(ctx: Context, fault: str, row: Row) -> Settings:
     """Settings with the fault's script (and config) in place of the user's."""
     s = ctx.settings
     tmp = ctx.fault_dir()
-    if s.hook is not None:
+    if s.document is not None:  # AWS DLM: the document is the script
+        document = tmp / s.document.name
+        _write(document, _fault_document(fault))
+        s = s.with_(document=document)
+    elif s.hook is not None:
         hook = tmp / s.hook.name
         _write(hook, "#!/bin/sh\n" + _HOOK[fault])
         s = s.with_(hook=hook)
@@ -127,7 +168,7 @@ def _faulty(ctx: Context, fault: str, row: Row) -> Settings:
 
 def _pair_body(s: Settings, fault: str) -> str:
     if fault == "pre-hangs":
-        return f"sleep {HANG_S}\n"
+        return f"exec sleep {HANG_S}\n"
     if fault == "pre-fails":
         return "echo 'simulated failure' >&2\nexit 1\n"
     # post-fails: the user's own post-script first (it releases what the pre-script holds),
@@ -137,6 +178,40 @@ def _pair_body(s: Settings, fault: str) -> str:
         text = Path(s.post).read_text(errors="replace")
         body = f'sh -c {shlex.quote(text)} post.sh "$@"\nexit 3\n'
     return body
+
+
+def _fault_document(fault: str) -> str:
+    """An SSM command document that does the fault for its command and nothing else."""
+    verb = {"pre-hangs": "pre-script", "pre-fails": "pre-script", "post-fails": "post-script"}
+    what = {
+        "pre-hangs": f"exec sleep {HANG_S}",
+        "pre-fails": "echo 'simulated failure' >&2; exit 1",
+        "post-fails": "echo 'simulated failure' >&2; exit 3",
+    }
+    document = {
+        "schemaVersion": "2.2",
+        "description": f"vmsnap fault: {fault}",
+        "parameters": {
+            "command": {
+                "type": "String",
+                "allowedValues": ["pre-script", "post-script", "dry-run"],
+            }
+        },
+        "mainSteps": [
+            {
+                "action": "aws:runShellScript",
+                "name": "fault",
+                "inputs": {
+                    "runCommand": [
+                        "#!/bin/sh",
+                        f'case "{{{{ command }}}}" in {verb[fault]}) {what[fault]} ;; esac',
+                        "exit 0",
+                    ]
+                },
+            }
+        ],
+    }
+    return json.dumps(document, indent=2) + "\n"
 
 
 def _write(path: Path, text: str) -> None:
@@ -160,4 +235,3 @@ def _expect(r: RunResult, row: Row, label: str) -> None:
         raise CheckFailed(
             f"{label}: " + "; ".join(problems) + "\n" + explain(cycle, "the outcome table's row")
         )
-

@@ -1,0 +1,224 @@
+"""The faces of the other frameworks: their battery faults, the hidden-failure rule of the
+verdict, ``vmsnap compare``'s table and usage errors, ``vmsnap lint --framework``."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from pytest_vmsnap.cli import main
+from pytest_vmsnap.cycle.compare import Row
+from pytest_vmsnap.cycle.protocol import CycleRecord
+from pytest_vmsnap.cycle.run import hidden_failures
+from pytest_vmsnap.framework import engines
+from pytest_vmsnap.plugin.battery import battery
+from pytest_vmsnap.plugin.faults import ROWS, _fault_document
+from pytest_vmsnap.report.html.checks import Expected
+from pytest_vmsnap.report.text import compare_table
+from pytest_vmsnap.settings import Settings
+
+SAMPLES = Path(__file__).resolve().parents[2] / "pytest_vmsnap" / "data" / "sample_scripts"
+
+
+def _names(settings: Settings) -> list[str]:
+    return [c.name for c in battery(settings)]
+
+
+# --- the battery's faults ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("framework", "shape", "faults"),
+    [
+        (
+            "azure",
+            "pair",
+            ["pre-hangs", "pre-fails", "post-fails", "post-missing", "snapshot-fails"],
+        ),
+        ("gcp", "pair", ["pre-hangs", "pre-fails", "post-fails", "post-missing", "snapshot-fails"]),
+        ("vmware", "hook", ["pre-hangs", "pre-fails", "post-fails", "snapshot-fails"]),
+        ("qemu-ga", "hook", ["pre-fails", "post-fails", "snapshot-fails"]),
+        ("aws-dlm", "document", ["pre-hangs", "pre-fails", "post-fails", "snapshot-fails"]),
+    ],
+)
+def test_each_framework_gets_the_faults_its_outcome_table_has(
+    tmp_path: Path, framework: str, shape: str, faults: list[str]
+) -> None:
+    f = tmp_path / "f"
+    f.write_text("#!/bin/sh\n")
+    files = {"pair": {"pre": f, "post": f}, "hook": {"hook": f}, "document": {"document": f}}
+    s = Settings(framework=framework, config=f, **files[shape])  # type: ignore[arg-type]
+    got = [n.removeprefix("fault-") for n in _names(s) if n.startswith("fault-")]
+    assert got == faults
+
+
+def test_every_framework_but_azure_has_a_row_per_fault_it_runs() -> None:
+    assert set(ROWS) == set(engines.NAMES) - {"azure"}
+    for rows in ROWS.values():
+        assert {"pre-fails", "post-fails", "snapshot-fails"} <= set(rows)
+
+
+def test_a_fault_document_does_its_fault_for_its_command_only() -> None:
+    doc = json.loads(_fault_document("post-fails"))
+    assert doc["parameters"]["command"]["allowedValues"] == ["pre-script", "post-script", "dry-run"]
+    (line,) = [x for x in doc["mainSteps"][0]["inputs"]["runCommand"] if x.startswith("case")]
+    assert line.startswith('case "{{ command }}" in post-script)') and "exit 3" in line
+
+
+def test_a_framework_row_is_met_by_its_status_and_word_alone() -> None:
+    e = Expected.framework_outcome(2, "SCRIPT_TIMED_OUT")
+    assert e.met({"status": 2, "health_code": 2, "outcome": "SCRIPT_TIMED_OUT"})
+    assert not e.met({"status": 2, "health_code": 2, "outcome": "UNHANDLED_SCRIPT_ERROR"})
+    assert e.text() == "SCRIPT_TIMED_OUT"
+    assert e.got({"status": 2, "outcome": "UNHANDLED_SCRIPT_ERROR"}) == "UNHANDLED_SCRIPT_ERROR"
+    assert Expected.from_dict(e.to_dict()) == e
+
+
+# --- the verdict: a failure the framework hid ----------------------------------------------------
+
+
+def _record(status: int, *calls: dict[str, object]) -> CycleRecord:
+    return CycleRecord(status=status, health_code=status, message="", calls=list(calls))  # type: ignore[arg-type]
+
+
+def test_a_failed_script_behind_a_reported_success_is_named() -> None:
+    r = _record(
+        0,
+        {"phase": "freeze", "path": "/etc/qemu/fsfreeze-hook.d/db.sh", "exit_code": 3},
+        {"phase": "thaw", "path": "/etc/qemu/fsfreeze-hook.d/db.sh", "exit_code": 0},
+    )
+    assert hidden_failures(r) == (
+        "a script failed and the framework still reported success: "
+        "/etc/qemu/fsfreeze-hook.d/db.sh (freeze: exit 3)"
+    )
+
+
+@pytest.mark.parametrize(
+    ("call", "said"),
+    [
+        ({"phase": "pre", "path": "/p", "start_error": "Exec format error (p)"}, "Exec format"),
+        ({"phase": "pre", "path": "/p", "timed_out": True, "exit_code": None}, "timed out"),
+    ],
+)
+def test_a_script_that_could_not_start_or_timed_out_counts(
+    call: dict[str, object], said: str
+) -> None:
+    assert said in hidden_failures(_record(0, call))
+
+
+def test_a_reported_failure_is_not_hidden_and_clean_calls_are_nothing() -> None:
+    assert hidden_failures(_record(2, {"phase": "freeze", "path": "/h", "exit_code": 1})) == ""
+    assert hidden_failures(_record(0, {"phase": "freeze", "path": "/h", "exit_code": 0})) == ""
+
+
+# --- vmsnap compare ------------------------------------------------------------------------------
+
+
+def test_the_compare_table_has_a_line_per_framework_and_says_why() -> None:
+    rows = [
+        Row(
+            "azure",
+            "Azure",
+            "sh /etc/azure/pre-script.sh",
+            result={
+                "verdict": "not-taken",
+                "status": 302,
+                "outcome": "FailedPrepostPreScriptPermissionError",
+                "reasons": ["the pre-script's mode 755 is refused"],
+            },
+        ),
+        Row("qemu-ga", "qemu-ga", "", refused="qemu-ga calls one hook with freeze or thaw"),
+        Row(
+            "gcp",
+            "GCP",
+            "/etc/google/snapshots/pre.sh 0/1",
+            result={"verdict": "application-consistent", "outcome": "NO_ERROR", "reasons": []},
+        ),
+    ]
+    text = compare_table([r.to_dict() for r in rows]).splitlines()
+    assert text[0].split() == [
+        "framework",
+        "how",
+        "it",
+        "called",
+        "them",
+        "framework",
+        "said",
+        "verdict",
+    ]
+    assert "status 302 (FailedPrepostPreScriptPermissionError)" in text[2]
+    assert text[3].split()[0] == "qemu-ga" and text[3].rstrip().endswith("cannot host")
+    assert text[4].rstrip().endswith("application-consistent")
+    assert "azure: the pre-script's mode 755 is refused" in text
+    assert "qemu-ga: qemu-ga calls one hook with freeze or thaw" in text
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--app", "sqlite"], "give --pre and --post, or --hook"),
+        (["--app", "sqlite", "--pre", "x.sh"], "--pre and --post go together"),
+        (
+            ["--app", "sqlite", "--hook", "h", "--pre", "p", "--post", "q"],
+            "give --pre and --post, or --hook",
+        ),
+        (
+            ["--app", "sqlite", "--hook", "h", "--frameworks", "gcp,hyperv"],
+            "choose from azure, gcp",
+        ),
+    ],
+)
+def test_compare_usage_errors_are_one_line(
+    capsys: pytest.CaptureFixture[str], args: list[str], message: str
+) -> None:
+    assert main(["compare", *args]) == 2
+    err = capsys.readouterr().err
+    assert message in err and len(err.strip().splitlines()) == 1
+
+
+# --- vmsnap lint --framework ---------------------------------------------------------------------
+
+
+def test_lint_for_a_framework_names_the_users_file(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    hook = tmp_path / "db.sh"
+    hook.write_text("#!/bin/sh\necho frozen\n")  # ignores its verb, output lost
+    hook.chmod(0o755)
+    assert main(["lint", "--framework", "qemu-ga", "--hook", "db.sh", "--json"]) == 1
+    report = json.loads(capsys.readouterr().out)
+    assert report["profile"] == "qemu-ga"
+    ids = {w["id"] for w in report["warnings"]}
+    assert "qemu-ga-verb-ignored" in ids
+    assert all(w["path"] in (None, "db.sh") for w in report["warnings"]), report["warnings"]
+
+
+def test_lint_refuses_what_the_framework_cannot_host(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    p = tmp_path / "p.sh"
+    p.write_text("#!/bin/sh\n")
+    assert main(["lint", "--framework", "qemu-ga", "--pre", str(p), "--post", str(p)]) == 2
+    assert "qemu-ga calls one hook with 'freeze'" in capsys.readouterr().err
+
+
+def test_the_correct_samples_lint_clean_for_their_framework(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """The correct sample of each framework has no lint error under that framework."""
+    cases = [
+        (
+            "gcp",
+            ["--pre", SAMPLES / "postgres/gcp/pre.sh", "--post", SAMPLES / "postgres/gcp/post.sh"],
+        ),
+        ("vmware", ["--hook", SAMPLES / "postgres/vmware/50-postgres.sh"]),
+        ("qemu-ga", ["--hook", SAMPLES / "mariadb/qemu-ga/mariadb.sh"]),
+        ("aws-dlm", ["--document", SAMPLES / "mariadb/aws-dlm/document.json"]),
+    ]
+    for framework, files in cases:
+        main(["lint", "--framework", framework, "--json", *map(str, files)])
+        report = json.loads(capsys.readouterr().out)
+        assert report["errors"] == [], (framework, report["errors"])
