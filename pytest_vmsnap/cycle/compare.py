@@ -57,7 +57,9 @@ class Row:
         if self.refused:
             return self.refused
         reasons = (self.result or {}).get("reasons") or []
-        return str(reasons[0]) if reasons else ""
+        why = str(reasons[0]) if reasons else ""
+        said = _failed_script_said(self.result or {})
+        return f"{why} (the script said: {said})" if why and said else why
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -70,6 +72,18 @@ class Row:
             "why": self.why,
             "result": self.result,
         }
+
+
+def _failed_script_said(result: dict[str, Any]) -> str:
+    """The last line a failed script wrote to stderr: often the plainest why (``pre: no
+    database at 0/1`` when the framework passed what the script took for its own argument)."""
+    scripts = result.get("calls") or list((result.get("scripts") or {}).values())
+    for call in scripts:
+        failed = call.get("exit_code") not in (0, None) or call.get("timed_out")
+        lines = str(call.get("stderr") or "").strip().splitlines()
+        if failed and lines:
+            return lines[-1][:200]
+    return ""
 
 
 def compare(settings: Settings, frameworks: Sequence[str] = engines.NAMES) -> list[Row]:

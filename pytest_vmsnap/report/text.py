@@ -133,8 +133,9 @@ def write_json(report_dir: Path, name: str, run: dict[str, Any]) -> Path:
 def compare_table(rows: list[dict[str, Any]]) -> str:
     """``vmsnap compare``'s table: one line per framework (how it called the scripts, its
     own outcome, the verdict), then why each verdict is what it is."""
-    head = ("framework", "how it called them", "framework said", "verdict")
-    lines = [(r["framework"], r["calls"] or "-", r["outcome"], r["verdict"]) for r in rows]
+    # The long column last, where a narrow terminal's wrapping does the least harm.
+    head = ("framework", "framework said", "verdict", "how it called them")
+    lines = [(r["framework"], r["outcome"], r["verdict"], r["calls"] or "-") for r in rows]
     widths = [max(len(str(x)) for x in col) for col in zip(head, *lines, strict=False)]
 
     def fmt(cells: tuple[str, ...]) -> str:

@@ -140,17 +140,17 @@ def test_the_compare_table_has_a_line_per_framework_and_says_why() -> None:
     text = compare_table([r.to_dict() for r in rows]).splitlines()
     assert text[0].split() == [
         "framework",
+        "framework",
+        "said",
+        "verdict",
         "how",
         "it",
         "called",
         "them",
-        "framework",
-        "said",
-        "verdict",
     ]
     assert "status 302 (FailedPrepostPreScriptPermissionError)" in text[2]
-    assert text[3].split()[0] == "qemu-ga" and text[3].rstrip().endswith("cannot host")
-    assert text[4].rstrip().endswith("application-consistent")
+    assert text[3].split()[:3] == ["qemu-ga", "-", "cannot"]
+    assert text[4].split()[:3] == ["gcp", "NO_ERROR", "application-consistent"]
     assert "azure: the pre-script's mode 755 is refused" in text
     assert "qemu-ga: qemu-ga calls one hook with freeze or thaw" in text
 
@@ -201,7 +201,7 @@ def test_lint_refuses_what_the_framework_cannot_host(
 ) -> None:
     p = tmp_path / "p.sh"
     p.write_text("#!/bin/sh\n")
-    assert main(["lint", "--framework", "qemu-ga", "--pre", str(p), "--post", str(p)]) == 2
+    assert main(["lint", "--framework", "qemu-ga", "--pre", str(p)]) == 2
     assert "qemu-ga calls one hook with 'freeze'" in capsys.readouterr().err
 
 

@@ -786,11 +786,29 @@ def test_hosting_generates_minimal_config(tmp_path: Path) -> None:
     assert config.load(tmp_path).enabled
 
 
-@pytest.mark.parametrize("roles", [{"hook"}, {"hook", "pre", "post"}, {"document"}])
-def test_hosting_refuses_hook(roles: set[str]) -> None:
-    """GCP passes the disk list, never a verb, and has one file per phase: a hook is refused."""
+@pytest.mark.parametrize("roles", [{"hook", "pre", "post"}, {"document"}])
+def test_hosting_refuses_a_hook_with_a_pair_and_a_document(roles: set[str]) -> None:
+    """GCP has one file per phase and reads no command document: a hook beside a pair, or a
+    document, is refused."""
     hosting = GcpEngine().host(Given(frozenset(roles), hook_name="hook.sh"))
     assert not hosting.hosted and hosting.refused
+
+
+def test_a_hook_is_called_by_two_one_line_wrappers(tmp_path: Path, record_property: Any) -> None:
+    """GCP passes the disk list, never a verb: a hook is hosted by the smallest pre.sh and
+    post.sh a user must write, which exec it with freeze and thaw (no snapshot verb of GCP's)."""
+    from pytest_vmsnap.framework.gcp.engine import HOOK
+
+    hosting = GcpEngine().host(Given(frozenset({"hook"}), hook_name="50-db.sh"))
+    assert [(p.role, p.location) for p in hosting.placements] == [("hook", HOOK)]
+    wrappers = {g.location: g.content.decode() for g in hosting.generated if g.mode == 0o755}
+    record_property("expected", f"pre.sh: exec {HOOK} freeze; post.sh: exec {HOOK} thaw")
+    record_property("got", wrappers)
+    assert wrappers == {
+        "/etc/google/snapshots/pre.sh": f"#!/bin/sh\nexec {HOOK} freeze\n",
+        "/etc/google/snapshots/post.sh": f"#!/bin/sh\nexec {HOOK} thaw\n",
+    }
+    assert config.CONFIG_PATH in {g.location for g in hosting.generated}
 
 
 def test_registry_builds_engine() -> None:

@@ -695,11 +695,25 @@ def test_hosting_with_config() -> None:
     assert hosting.generated == ()
 
 
-def test_hosting_refuses_pre_post() -> None:
-    """qemu-ga calls one hook with freeze|thaw: a pre/post pair is refused with the fix."""
+def test_hosting_a_pair_through_a_dispatcher(tmp_path: Path) -> None:
+    """qemu-ga calls one hook with freeze|thaw: a pre/post pair is hosted by the smallest
+    dispatcher a user must write in fsfreeze-hook.d, which execs the pre-script on freeze
+    and the post-script on thaw; half a pair is refused."""
+    from pytest_vmsnap.framework.qemu_ga.engine import PAIR_HOOK, PAIR_POST, PAIR_PRE
+
     hosting = QemuGaEngine().host(Given(frozenset({"pre", "post"})))
-    assert not hosting.hosted
-    assert "freeze" in hosting.refused and "thaw" in hosting.refused and "merge" in hosting.refused
+    assert [(p.role, p.location) for p in hosting.placements] == [
+        ("pre", PAIR_PRE),
+        ("post", PAIR_POST),
+    ]
+    dispatcher = next(g for g in hosting.generated if g.location.endswith(PAIR_HOOK))
+    assert dispatcher.mode == 0o755
+    script = tmp_path / "d"
+    script.write_bytes(dispatcher.content)
+    text = script.read_text()
+    assert f"freeze) exec {PAIR_PRE}" in text and f"thaw) exec {PAIR_POST}" in text
+    half = QemuGaEngine().host(Given(frozenset({"pre"})))
+    assert not half.hosted and "freeze" in half.refused and "thaw" in half.refused
 
 
 def test_registry() -> None:

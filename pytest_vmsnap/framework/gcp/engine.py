@@ -23,6 +23,8 @@ DEFAULT_HANG_BOUND_S = 300.0
 to close, where the real agent would wait for ever (a background process holding them)."""
 
 MINIMAL_CONFIG = b"[Snapshots]\nenabled = true\n"
+HOOK = "/usr/local/sbin/gcp-snapshot-hook"
+"""Where a hook goes (GCP has no hook of its own: ``pre.sh``/``post.sh`` call it)."""
 CALLS = (
     f"{discovery.PRE} <disks>, snapshot, {discovery.POST} <disks> (executed directly, one "
     "argument: the disk list, e.g. 0/1)"
@@ -44,13 +46,11 @@ class GcpEngine:
 
     def host(self, given: Given) -> Hosting:
         """``pre`` -> pre.sh, ``post`` -> post.sh, ``config`` -> instance_configs.cfg; without a
-        config, the smallest one that turns snapshots on. A hook is refused."""
-        if "hook" in given.roles:
-            return Hosting(
-                refused="The guest agent runs /etc/google/snapshots/pre.sh and post.sh, one "
-                "file per phase, with the disk list as their only argument, never a "
-                "freeze/thaw verb: give a pre-script and a post-script instead of a hook."
-            )
+        config, the smallest one that turns snapshots on. A hook goes to :data:`HOOK`, with
+        the two one-line ``pre.sh``/``post.sh`` that call it with ``freeze`` and ``thaw``."""
+        hook = "hook" in given.roles
+        if hook and ("pre" in given.roles or "post" in given.roles):
+            return Hosting(refused="give a pre-script and a post-script, or one hook, not both")
         if "document" in given.roles:
             return Hosting(
                 refused="The guest agent reads no command document (that is AWS's): give a "
@@ -66,8 +66,19 @@ class GcpEngine:
             if role in given.roles
         ]
         generated: tuple[Generated, ...] = ()
+        if hook:
+            placements.append(Placement("hook", HOOK))
+            why = (
+                "the agent runs pre.sh and post.sh, one per phase, with the disk list as "
+                "their argument and no verb: these one-line wrappers, the smallest a user must "
+                "write, call the hook with freeze and thaw"
+            )
+            generated = tuple(
+                Generated(where, f"#!/bin/sh\nexec {HOOK} {verb}\n".encode(), 0o755, why)
+                for where, verb in ((discovery.PRE, "freeze"), (discovery.POST, "thaw"))
+            )
         if "config" not in given.roles:
-            generated = (
+            generated += (
                 Generated(
                     config.CONFIG_PATH,
                     MINIMAL_CONFIG,
@@ -76,7 +87,8 @@ class GcpEngine:
                     "(its built-in default is false): the smallest config a user must write",
                 ),
             )
-        return Hosting(placements=tuple(placements), generated=generated, calls=CALLS)
+        calls = CALLS + (f"; they exec {HOOK} freeze and {HOOK} thaw" if hook else "")
+        return Hosting(placements=tuple(placements), generated=generated, calls=calls)
 
     def precheck(self, root: Path) -> list[Finding]:
         """What makes the agent fail for certain before a script does anything: a config that

@@ -66,6 +66,20 @@ fsfreeze helper to better handle lost commands", 2025-09)."""
 APPLICATION_OUTCOMES = ("QUIESCED", "HOOK_FAILURE_HIDDEN")
 
 
+PAIR_PRE = "/usr/local/sbin/qga-pre-script"
+PAIR_POST = "/usr/local/sbin/qga-post-script"
+PAIR_HOOK = "50-pre-post"
+PAIR_DISPATCHER = f"""#!/bin/sh
+# Written by vmsnap: qemu-ga calls one hook with freeze or thaw; this runs the pre-script for
+# freeze and the post-script for thaw (the smallest dispatcher a user must write for a pair).
+case "$1" in
+  freeze) exec {PAIR_PRE} ;;
+  thaw) exec {PAIR_POST} ;;
+esac
+exit 0
+""".encode()
+
+
 @dataclass
 class _Hook:
     """One verb's hook run, as the agent answered it."""
@@ -93,23 +107,35 @@ class QemuGaEngine:
     def host(self, given: Given) -> Hosting:
         """The hook goes into ``fsfreeze-hook.d`` next to the hook path (the stock wrapper
         runs it); the config to ``/etc/qemu/qemu-ga.conf``, or a minimal one is written."""
-        if "pre" in given.roles or "post" in given.roles:
+        pair = {"pre", "post"} <= given.roles and "hook" not in given.roles
+        if not pair and ("pre" in given.roles or "post" in given.roles):
             return Hosting(
-                refused="qemu-ga calls one hook with 'freeze' and later 'thaw', not a pre- "
-                'and a post-script: merge them into one script (case "$1" in freeze) <pre> '
-                ";; thaw) <post> ;; esac) and give it as the hook"
+                refused="qemu-ga calls one hook with 'freeze' and later 'thaw': give both a "
+                "pre- and a post-script (a dispatcher runs them), or one hook"
             )
-        if "hook" not in given.roles:
+        if not pair and "hook" not in given.roles:
             return Hosting(refused="qemu-ga runs a hook: give the hook script")
         hook_path = _config_hook(given.config) if "config" in given.roles else DEFAULT_HOOK
         directory = f"{os.path.dirname(hook_path or DEFAULT_HOOK).rstrip('/')}/{HOOK_DIR_NAME}"
         name = os.path.basename(given.hook_name) or "hook"
         placements = [Placement("hook", f"{directory}/{name}")]
         generated: tuple[Generated, ...] = ()
+        if pair:
+            placements = [Placement("pre", PAIR_PRE), Placement("post", PAIR_POST)]
+            generated = (
+                Generated(
+                    f"{directory}/{PAIR_HOOK}",
+                    PAIR_DISPATCHER,
+                    0o755,
+                    "qemu-ga calls one hook with 'freeze' or 'thaw': this dispatcher runs the "
+                    "pre-script for freeze and the post-script for thaw, the smallest one a "
+                    "user must write to run a pair",
+                ),
+            )
         if "config" in given.roles:
             placements.insert(0, Placement("config", CONF))
         else:
-            generated = (
+            generated += (
                 Generated(
                     CONF,
                     checks.minimal_config(),
@@ -123,7 +149,8 @@ class QemuGaEngine:
             placements=tuple(placements),
             generated=generated,
             calls=f"{hook_path or DEFAULT_HOOK} freeze; {hook_path or DEFAULT_HOOK} thaw "
-            f"(the wrapper runs {directory}/* with the same verb, same order)",
+            f"(the wrapper runs {directory}/* with the same verb, same order"
+            + (f"; {PAIR_HOOK} execs the pre- or the post-script)" if pair else ")"),
         )
 
     def precheck(self, root: Path) -> list[Finding]:
