@@ -222,3 +222,22 @@ def test_the_correct_samples_lint_clean_for_their_framework(
         main(["lint", "--framework", framework, "--json", *map(str, files)])
         report = json.loads(capsys.readouterr().out)
         assert report["errors"] == [], (framework, report["errors"])
+
+
+# --- the HTML report -----------------------------------------------------------------------------
+
+
+def test_the_html_card_names_the_framework_and_its_word_not_azures_codes() -> None:
+    """A real VMware cycle's JSON: the card says vmware and VMBACKUP_SUCCESS, and none of
+    Azure's code names (its status 0 would read success_appconsistent), in the card and in
+    the summary table."""
+    from pytest_vmsnap.report.html import render_html
+
+    run = json.loads(
+        (Path(__file__).parent / "data/vmware_app_consistent_postgres.json").read_text()
+    )
+    page = render_html({"vmware[50-postgres.sh]": run})
+    assert "vmware said" in page and "<code>VMBACKUP_SUCCESS</code>" in page
+    assert "status 0: application-consistent as reported" in page
+    assert "success_appconsistent" not in page
+    assert '<span class="small">vmware VMBACKUP_SUCCESS</span>' in page  # the summary table

@@ -311,6 +311,12 @@ def _codes(run: dict[str, Any]) -> str:
     status, health = as_int(run.get("status")), as_int(run.get("health_code"))
     if status is None or health is None:
         return '<span class="muted">—</span>'
+    framework = run.get("framework") or "azure"
+    if framework != "azure":  # its own word, not Azure's code names
+        return (
+            f'<span class="code">{status}</span> <span class="small">'
+            f"{esc(str(framework))} {esc(str(run.get('outcome') or ''))}</span>"
+        )
     health_name = code_name(health, health=True)[0]
     return (
         f'<span class="code" title="status: {esc(code_name(status)[0])}">{status}</span>'
@@ -420,14 +426,30 @@ def _card(
     consistency = run.get("consistency")
     message = run.get("message")
     out.append('<div class="outcome">')
-    out.append(
-        f'<div class="cell"><div class="k">framework status</div>'
-        f'<div class="v">{code_html(run.get("status"))}</div></div>'
-    )
-    out.append(
-        f'<div class="cell"><div class="k">health code</div>'
-        f'<div class="v">{code_html(run.get("health_code"), health=True)}</div></div>'
-    )
+    framework = run.get("framework") or "azure"
+    if framework == "azure":
+        out.append(
+            f'<div class="cell"><div class="k">framework status</div>'
+            f'<div class="v">{code_html(run.get("status"))}</div></div>'
+        )
+        out.append(
+            f'<div class="cell"><div class="k">health code</div>'
+            f'<div class="v">{code_html(run.get("health_code"), health=True)}</div></div>'
+        )
+    else:  # no numeric codes of their own: the framework's word, and the common scale
+        scale = {0: "application-consistent as reported", 1: "a snapshot, not quiesced"}
+        status = run.get("status")
+        said = scale.get(status, "no snapshot") if isinstance(status, int) else "no snapshot"
+        out.append(
+            f'<div class="cell"><div class="k">framework</div>'
+            f'<div class="v"><strong>{esc(str(framework))}</strong></div></div>'
+        )
+        out.append(
+            f'<div class="cell"><div class="k">{esc(str(framework))} said</div>'
+            f'<div class="v"><code>{esc(str(run.get("outcome") or "-"))}</code>'
+            f'<div class="muted small">status {esc(str(run.get("status")))}: '
+            f"{esc(said)}</div></div></div>"
+        )
     taken = spans.get("snapshot")
     frozen = spans.get("frozen")
     snap_text = "not taken"
