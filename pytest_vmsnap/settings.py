@@ -119,6 +119,9 @@ class Settings:
     document: Path | None = None
     """AWS DLM: the SSM command document that runs the scripts."""
     framework: str = Framework.AZURE
+    framework_options: tuple[tuple[str, str], ...] = ()
+    """The engine's options (``host_tool=proxmox``): the choices a framework leaves to the
+    machine (:data:`pytest_vmsnap.framework.engines.OPTIONS`)."""
     app: str = App.SQLITE
     vm: str = VmKind.HOST
     disks: int = 1
@@ -263,6 +266,10 @@ class Settings:
         """The framework cannot run the files as given (a pair where it calls one hook)."""
         from .framework import engines
 
+        try:
+            engines.get(self.framework, options=dict(self.framework_options))
+        except ValueError as err:
+            return [f"framework_options: {err}"]
         if self.document is not None and self.framework != Framework.AWS_DLM:
             return ["document is the SSM command document of aws-dlm (--framework aws-dlm)"]
         if self.framework == Framework.AZURE and self.config is not None:
@@ -425,6 +432,14 @@ FIELDS: tuple[Field, ...] = (
         "the quiesce framework that runs the scripts: azure (the default), gcp (guest-flush), "
         "vmware (VMware Tools), qemu-ga (fsfreeze-hook), aws-dlm (DLM through SSM)",
         choices=Framework,
+    ),
+    Field(
+        "framework_options",
+        "the framework's own choices (KEY=VALUE; ...): qemu-ga host_tool=libvirt|proxmox, "
+        "agent_version=7.2|10.0, hook_bound_s; gcp disks, hang_bound_s; vmware "
+        "harness_bound_s; aws-dlm dry_run=true|false",
+        _env,
+        metavar="KEY=VALUE;...",
     ),
     Field(
         "config",

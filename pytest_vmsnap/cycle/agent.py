@@ -96,7 +96,10 @@ def main(argv: list[str] | None = None) -> int:
         return 0  # the controller went on without a cycle
     freezer = make_freezer(opts.freeze, opts.framework)
     try:
-        result = engines.get(opts.framework, profile=opts.profile).run_cycle(
+        engine = engines.get(
+            opts.framework, profile=opts.profile, options=dict(opts.framework_options)
+        )
+        result = engine.run_cycle(
             "/",
             freezer=freezer,
             snapshotter=RemoteSnapshotter(channel),

@@ -55,6 +55,8 @@ class AgentOptions:
     extension's (:mod:`pytest_vmsnap.framework.azure.environment`)."""
     framework: str = "azure"
     """Whose engine runs the cycle (:data:`pytest_vmsnap.framework.engines.NAMES`)."""
+    framework_options: tuple[tuple[str, str], ...] = ()
+    """The engine's options (``vmsnap_framework_options``)."""
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -71,6 +73,7 @@ class AgentOptions:
                 mounts=tuple((str(m), str(fs)) for m, fs in freeze.get("mounts", ()))
             ),
             env=tuple((str(k), str(v)) for k, v in data.get("env", ())),
+            framework_options=tuple((str(k), str(v)) for k, v in data.get("framework_options", ())),
         )
 
 

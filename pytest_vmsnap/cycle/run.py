@@ -160,7 +160,12 @@ def _run_dir(settings: Settings, result: RunResult) -> None:
         staged = testbed.stage_files(settings, Path(tmp))
         if staged is not None:
             _record_files(result, staged.sources)
-        cycle = engines.get(settings.framework, profile=settings.profile).run_cycle(
+        engine = engines.get(
+            settings.framework,
+            profile=settings.profile,
+            options=dict(settings.framework_options),
+        )
+        cycle = engine.run_cycle(
             tmp,
             pacing=FAITHFUL if settings.pacing == "faithful" else PROMPT,
             # Only the scripts' phases: this stand-in's freeze and snapshot do nothing.
@@ -308,7 +313,12 @@ def _drive(c: _Cycle) -> None:
         freeze = FreezeOptions(tuple((d.spec.mountpoint, d.spec.fs) for d in c.bed.disks))
         pacing: Pacing = "prompt" if settings.pacing == "prompt" else "faithful"
         options = AgentOptions(
-            settings.profile, pacing, freeze, env=settings.env, framework=settings.framework
+            settings.profile,
+            pacing,
+            freeze,
+            env=settings.env,
+            framework=settings.framework,
+            framework_options=settings.framework_options,
         )
         driven = drive_cycle(
             vm,

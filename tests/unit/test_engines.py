@@ -298,3 +298,37 @@ def test_files_a_framework_does_not_take_are_usage_errors(
     f = _script(tmp_path / "f", "{}")
     s = Settings(framework=framework, config=f, pre=f, post=f, app="sqlite", vm="dir")
     assert any(p.startswith(expected) for p in s.with_(**{role: f}).problems()), s.problems()
+
+
+# --- engine options ------------------------------------------------------------------------------
+
+
+def test_engine_options_are_set_by_name_and_checked() -> None:
+    engine = engines.get("qemu-ga", options={"host_tool": "proxmox", "hook_bound_s": "5"})
+    assert (engine.host_tool, engine.hook_bound_s) == ("proxmox", 5.0)  # type: ignore[attr-defined]
+    with pytest.raises(ValueError, match=r"qemu-ga option host_tool: 'xen' is not one of"):
+        engines.get("qemu-ga", options={"host_tool": "xen"})
+    with pytest.raises(ValueError, match=r"gcp has no option 'host_tool' \(its options: disks"):
+        engines.get("gcp", options={"host_tool": "proxmox"})
+    with pytest.raises(ValueError, match=r"azure has no option 'x' \(its options: none"):
+        engines.get("azure", options={"x": "1"})
+
+
+def test_engine_options_travel_to_the_agent_and_are_usage_errors_when_wrong(
+    tmp_path: Path,
+) -> None:
+    from pytest_vmsnap.cycle.protocol import AgentOptions
+
+    opts = AgentOptions(framework="qemu-ga", framework_options=(("host_tool", "proxmox"),))
+    assert AgentOptions.from_dict(json.loads(json.dumps(opts.to_dict()))) == opts
+    hook = _script(tmp_path / "h.sh", "#!/bin/sh\n")
+    s = Settings(framework="qemu-ga", hook=hook, app="sqlite", vm="dir")
+    bad = s.with_(framework_options=(("host_tool", "xen"),))
+    assert "framework_options: qemu-ga option host_tool: 'xen' is not one of libvirt, proxmox" in (
+        bad.problems()
+    )
+    assert not [
+        p
+        for p in s.with_(framework_options=(("host_tool", "proxmox"),)).problems()
+        if p.startswith("framework_options")
+    ]
