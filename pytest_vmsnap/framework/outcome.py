@@ -12,9 +12,17 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Protocol
 
 from .interfaces import Freezer, FreezeResult, SnapshotResult, Snapshotter, ThawResult
-from .records import CycleRecordJson, Finding, PhaseRecord, ScriptRecord
+from .records import (
+    CycleRecordJson,
+    Finding,
+    FreezeRecord,
+    PhaseRecord,
+    ScriptRecord,
+    SnapshotRecord,
+)
 from .scripts import Clock, ScriptResult, not_run
 
 APPLICATION = 0
@@ -123,29 +131,53 @@ class FrameworkCycle:
                 "post": self.post.to_dict() if self.post else not_run("post"),
             },
             "calls": [c.to_dict() for c in self.calls],
-            "freeze": {
-                "enabled": self.freezes,
-                "real": self.real_freeze,
-                "frozen": self.froze,
-                "frozen_s": round(self.frozen_s, 4),
-                "window_s": (
-                    [round(t, 4) for t in self.frozen_window] if self.frozen_window else None
-                ),
-                "mounts": self.freeze.mounts if self.freeze else [],
-                "code": self.freeze.code if self.freeze else None,
-                "message": self.freeze.message if self.freeze else "",
-                "thaw_code": self.thaw.code if self.thaw else None,
-            },
-            "snapshot": {
-                "backend": self.snapshot.backend if self.snapshot else None,
-                "real": self.real_snapshot,
-                "taken": self.snapshot_taken,
-                "duration_s": round(self.snapshot.duration_s, 4) if self.snapshot else 0.0,
-                "message": self.snapshot.message if self.snapshot else "",
-            },
+            "freeze": freeze_record(self, enabled=self.freezes),
+            "snapshot": snapshot_record(self),
             "findings": self.findings,
             "timeline": [p.to_dict() for p in self.timeline],
         }
+
+
+class Captured(Protocol):
+    """What a cycle record knows of its freeze, thaw and snapshot (Azure's and the others')."""
+
+    freeze: FreezeResult | None
+    thaw: ThawResult | None
+    snapshot: SnapshotResult | None
+    froze: bool
+    frozen_s: float
+    frozen_window: tuple[float, float] | None
+    real_freeze: bool
+    real_snapshot: bool
+
+    @property
+    def snapshot_taken(self) -> bool: ...
+
+
+def freeze_record(c: Captured, *, enabled: bool) -> FreezeRecord:
+    """``freeze`` of the JSON: whether the framework freezes, whether and how long it did."""
+    return {
+        "enabled": enabled,
+        "real": c.real_freeze,
+        "frozen": c.froze,
+        "frozen_s": round(c.frozen_s, 4),
+        "window_s": [round(t, 4) for t in c.frozen_window] if c.frozen_window else None,
+        "mounts": c.freeze.mounts if c.freeze else [],
+        "code": c.freeze.code if c.freeze else None,
+        "message": c.freeze.message if c.freeze else "",
+        "thaw_code": c.thaw.code if c.thaw else None,
+    }
+
+
+def snapshot_record(c: Captured) -> SnapshotRecord:
+    """``snapshot`` of the JSON: the backend, whether it was taken, how long it took."""
+    return {
+        "backend": c.snapshot.backend if c.snapshot else None,
+        "real": c.real_snapshot,
+        "taken": c.snapshot_taken,
+        "duration_s": round(c.snapshot.duration_s, 4) if c.snapshot else 0.0,
+        "message": c.snapshot.message if c.snapshot else "",
+    }
 
 
 class Timeline:

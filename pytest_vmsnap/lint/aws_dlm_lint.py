@@ -14,8 +14,8 @@ from typing import Any
 from ..framework.aws_dlm.document import COMMAND_VALUES, DOCUMENT_PATH, Document, read_document
 from ..framework.aws_dlm.policy import POLICY_PATH, ScriptSettings, read_policy
 from . import report
-from .database_checks import warn_database_heuristics
-from .report import Collector, Finding
+from .engine_findings import database_warnings, precheck_errors
+from .report import Finding
 from .shell_text import ShellText, scan_shell
 
 WARNING_IDS: tuple[str, ...] = (
@@ -30,16 +30,6 @@ WARNING_IDS: tuple[str, ...] = (
     "aws-dlm-fallback-without-pre",
 )
 
-_REUSED = frozenset(
-    {
-        "lock-released-on-exit",
-        "pg-start-backup-removed",
-        "pg-backup-start-session",
-        "redis-bgsave-no-wait",
-        "super-read-only",
-    }
-)
-"""The database heuristics whose wording holds for any framework (kept with their ids)."""
 
 _COMMAND = re.compile(r"\{\{\s*command\s*\}\}")
 _BACKGROUND = re.compile(r"(?<![&>|<0-9])&(?![&>])")
@@ -57,17 +47,7 @@ def _warn(wid: str, message: str, action: str, line: int | None = None) -> Findi
 def lint(root: Path, engine: Any) -> list[Finding]:
     """Every finding for the machine whose ``/`` is ``root``."""
     root = Path(root)
-    out = [
-        Finding(
-            report.ERROR,
-            str(f["name"]),
-            str(f["message"]),
-            str(f["action"]),
-            code=f["code"],
-            name=str(f["name"]),
-        )
-        for f in engine.precheck(root)
-    ]
+    out = precheck_errors(engine, root)
     settings = read_policy(root).settings
     out += _policy(settings)
     doc = read_document(root).document
@@ -207,9 +187,7 @@ def _step(name: str, text: str, offset: int, settings: ScriptSettings) -> list[F
                 offset + homes[0],
             )
         )
-    collector = Collector()
-    warn_database_heuristics(collector, f"{DOCUMENT_PATH} (step {name})", shell, True)
-    out += [f for f in collector.findings if f.id in _REUSED]
+    out += database_warnings(f"{DOCUMENT_PATH} (step {name})", shell, True)
     return out
 
 

@@ -15,7 +15,7 @@ from .wording import line_numbers
 _SYNTAX_CHECK_TIMEOUT_S = 10
 
 # (pattern, construct, what happens under dash)
-_BASHISMS: tuple[tuple[re.Pattern[str], str, str], ...] = (
+BASHISMS: tuple[tuple[re.Pattern[str], str, str], ...] = (
     (
         re.compile(r"(?:^|[\s;&|(!])\[\[(?=\s)"),
         "[[ ... ]]",
@@ -119,7 +119,7 @@ _BASHISMS: tuple[tuple[re.Pattern[str], str, str], ...] = (
 
 def warn_bashisms(out: Collector, location: str, shell: ShellText) -> None:
     """One warning per bashism in the table, with the lines that use it."""
-    for pattern, construct, effect in _BASHISMS:
+    for pattern, construct, effect in BASHISMS:
         hits = shell.code_matches(pattern)
         if hits:
             out.warn(
@@ -180,7 +180,7 @@ def warn_checkbashisms(
     except (OSError, subprocess.TimeoutExpired):
         return
     # A line the table already flagged needs no second finding.
-    already = {n for pattern, _, _ in _BASHISMS for n in shell.code_matches(pattern)}
+    already = {n for pattern, _, _ in BASHISMS for n in shell.code_matches(pattern)}
     output = (proc.stderr + proc.stdout).decode("utf-8", "replace")
     for match in re.finditer(r"possible bashism in .*? line (\d+) \((.+?)\):", output):
         line = int(match.group(1))

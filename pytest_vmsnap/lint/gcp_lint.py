@@ -14,9 +14,9 @@ from typing import Any
 
 from ..framework.gcp import config, discovery
 from . import report
-from .database_checks import warn_database_heuristics
-from .dialect_checks import _BASHISMS
-from .report import Collector, Finding
+from .dialect_checks import BASHISMS
+from .engine_findings import database_warnings, precheck_errors
+from .report import Finding
 from .shell_commands import Command, parse, unquote
 from .shell_text import ShellText, scan_shell
 from .wording import line_numbers
@@ -34,16 +34,6 @@ WARNING_IDS: tuple[str, ...] = (
     "gcp-timeout-not-decimal",
 )
 
-_REUSED = frozenset(
-    {
-        "lock-released-on-exit",
-        "pg-start-backup-removed",
-        "pg-backup-start-session",
-        "redis-bgsave-no-wait",
-        "super-read-only",
-    }
-)
-"""The database heuristics whose wording holds for any framework (kept with their ids)."""
 
 _KNOWN_KEYS = ("enabled", "snapshot_service_ip", "snapshot_service_port", "timeout_in_seconds")
 _EXIT_124 = re.compile(r"(?:^|[\s;&|({])(?:exit|return)\s+124(?!\d)")
@@ -65,17 +55,7 @@ def _warn(
 def lint(root: Path, engine: Any) -> list[Finding]:
     """Every finding for the machine whose ``/`` is ``root``."""
     root = Path(root)
-    out = [
-        Finding(
-            report.ERROR,
-            str(f["name"]),
-            str(f["message"]),
-            str(f["action"]),
-            code=f["code"],
-            name=str(f["name"]),
-        )
-        for f in engine.precheck(root)
-    ]
+    out = precheck_errors(engine, root)
     out += _config_warnings(root)
     for which, location in discovery.SCRIPTS.items():
         path = discovery.host_path(root, location)
@@ -221,7 +201,7 @@ def script_warnings(location: str, which: str, text: str) -> list[Finding]:
         first[2:].strip().split()[0] if first.startswith("#!") and first[2:].strip() else ""
     )
     if _PLAIN_SH.match(interpreter):
-        for pattern, construct, effect in _BASHISMS:
+        for pattern, construct, effect in BASHISMS:
             hits = shell.code_matches(pattern)
             if hits:
                 out.append(
@@ -250,9 +230,7 @@ def script_warnings(location: str, which: str, text: str) -> list[Finding]:
                 line=freezes[0],
             )
         )
-    collector = Collector()
-    warn_database_heuristics(collector, location, shell, which == "pre")
-    out += [f for f in collector.findings if f.id in _REUSED]
+    out += database_warnings(location, shell, which == "pre")
     return out
 
 

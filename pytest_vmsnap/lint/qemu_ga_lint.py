@@ -15,8 +15,8 @@ from typing import Any
 from ..framework.qemu_ga import config, discovery
 from ..framework.qemu_ga.wrapper import LOG_FILE
 from . import report
-from .database_checks import warn_database_heuristics
-from .report import Collector, Finding
+from .engine_findings import database_warnings, precheck_errors
+from .report import Finding
 from .shell_text import ShellText, scan_shell
 
 WARNING_IDS: tuple[str, ...] = (
@@ -30,16 +30,6 @@ WARNING_IDS: tuple[str, ...] = (
     "qemu-ga-home-unset",
 )
 
-_REUSED = frozenset(
-    {
-        "lock-released-on-exit",
-        "pg-start-backup-removed",
-        "pg-backup-start-session",
-        "redis-bgsave-no-wait",
-        "super-read-only",
-    }
-)
-"""The database heuristics whose wording holds for any framework (kept with their ids)."""
 
 _VERB = re.compile(r"\$\{?1\b|\$\{?@|\$\*|\bfreeze\b|\bthaw\b")
 _FAIL_EXIT = re.compile(r"\bexit\s+[1-9]|\bset\s+-[a-z]*e")
@@ -59,17 +49,7 @@ def _warn(
 def lint(root: Path, engine: Any) -> list[Finding]:
     """Every finding for the machine whose ``/`` is ``root``."""
     root = Path(root)
-    out = [
-        Finding(
-            report.ERROR,
-            str(f["name"]),
-            str(f["message"]),
-            str(f["action"]),
-            code=f["code"],
-            name=str(f["name"]),
-        )
-        for f in engine.precheck(root)
-    ]
+    out = precheck_errors(engine, root)
     cfg = config.read_config(root)
     out += _daemon_args(cfg)
     if cfg.hook is None or not cfg.starts:
@@ -187,9 +167,7 @@ def _script(root: Path, location: str, *, direct: bool) -> list[Finding]:
                 line=home_line,
             )
         )
-    collector = Collector()
-    warn_database_heuristics(collector, location, shell, True)
-    out += [f for f in collector.findings if f.id in _REUSED]
+    out += database_warnings(location, shell, True)
     return out
 
 

@@ -14,8 +14,8 @@ from typing import Any
 
 from ..framework.vmware import config, discovery
 from . import report
-from .database_checks import warn_database_heuristics
-from .report import Collector, Finding
+from .engine_findings import database_warnings, precheck_errors
+from .report import Finding
 from .shell_text import scan_shell
 
 WARNING_IDS: tuple[str, ...] = (
@@ -37,16 +37,6 @@ _STRAY = re.compile(
     r"\.(dpkg|rpm|ucf)-?\w*$|^README|^LICENSE)",
     re.IGNORECASE,
 )
-_REUSED = frozenset(
-    {
-        "lock-released-on-exit",
-        "pg-start-backup-removed",
-        "pg-backup-start-session",
-        "redis-bgsave-no-wait",
-        "super-read-only",
-    }
-)
-"""The database heuristics whose wording holds for any framework (kept with their ids)."""
 
 
 def _warn(
@@ -59,18 +49,7 @@ def _warn(
 def lint(root: Path, engine: Any) -> list[Finding]:
     """Every finding for the machine whose ``/`` is ``root``."""
     root = Path(root)
-    out: list[Finding] = []
-    for f in engine.precheck(root):
-        out.append(
-            Finding(
-                report.ERROR,
-                str(f["name"]),
-                str(f["message"]),
-                str(f["action"]),
-                code=f["code"],
-                name=str(f["name"]),
-            )
-        )
+    out = precheck_errors(engine, root)
     cfg = config.load(root)
     out += _config_warnings(cfg)
     scripts = [s for s in discovery.script_list(root) if discovery.is_file(root, s)]
@@ -238,8 +217,6 @@ def _script_warnings(root: Path, location: str) -> list[Finding]:
                 line=freezes[0],
             )
         )
-    collector = Collector()
     is_pre = location != discovery.LEGACY_THAW
-    warn_database_heuristics(collector, location, shell, is_pre)
-    out += [f for f in collector.findings if f.id in _REUSED]
+    out += database_warnings(location, shell, is_pre)
     return out

@@ -247,7 +247,7 @@ def test_battery_node_ids_have_no_spaces_or_colons(project: pytest.Pytester) -> 
             f"*collected {len(CHECK_NAMES)} items",
             "<VmsnapBattery vmsnap>",
             "  <VmsnapItem lint>",
-            "    The extension's own pre-check accepts the config and the scripts*",
+            "    The framework's own pre-check accepts the config and the scripts*",
             "  <VmsnapItem main>",
             "    The main cycle under a recorded write load is application-consistent*",
             "  <VmsnapItem fault-pre-hangs>",

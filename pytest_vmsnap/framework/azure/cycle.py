@@ -22,6 +22,7 @@ from ..interfaces import (
     Snapshotter,
     ThawResult,
 )
+from ..outcome import freeze_record, snapshot_record
 from ..records import CycleRecordJson, Finding, PhaseRecord
 from ..scripts import FAITHFUL, Clock, Pacing, ScriptResult, Spawn, SystemClock, not_run
 from . import codes
@@ -124,26 +125,8 @@ class CycleResult:
                 "pre": self.pre.to_dict() if self.pre else not_run("pre"),
                 "post": self.post.to_dict() if self.post else not_run("post"),
             },
-            "freeze": {
-                "enabled": bool(self.precheck.fs_freeze),
-                "real": self.real_freeze,
-                "frozen": self.froze,
-                "frozen_s": round(self.frozen_s, 4),
-                "window_s": (
-                    [round(t, 4) for t in self.frozen_window] if self.frozen_window else None
-                ),
-                "mounts": self.freeze.mounts if self.freeze else [],
-                "code": self.freeze.code if self.freeze else None,
-                "message": self.freeze.message if self.freeze else "",
-                "thaw_code": self.thaw.code if self.thaw else None,
-            },
-            "snapshot": {
-                "backend": self.snapshot.backend if self.snapshot else None,
-                "real": self.real_snapshot,
-                "taken": self.snapshot_taken,
-                "duration_s": round(self.snapshot.duration_s, 4) if self.snapshot else 0.0,
-                "message": self.snapshot.message if self.snapshot else "",
-            },
+            "freeze": freeze_record(self, enabled=bool(self.precheck.fs_freeze)),
+            "snapshot": snapshot_record(self),
             "findings": self.findings,
             "timeline": [p.to_dict() for p in self.timeline],
             "framework": "azure",
