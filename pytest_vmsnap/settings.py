@@ -266,6 +266,13 @@ class Settings:
         """The framework cannot run the files as given (a pair where it calls one hook)."""
         from .framework import engines
 
+        scripts = (self.pre, self.post, self.hook, self.document)
+        if self.framework != Framework.AZURE and all(p is None for p in scripts):
+            return [
+                f"no scripts given for {self.framework}: give pre and post (vmsnap_pre, "
+                "vmsnap_post / --pre, --post), or a hook (vmsnap_hook / --hook)"
+                + (", or an SSM document (--document)" if self.framework == "aws-dlm" else "")
+            ]
         try:
             engines.get(self.framework, options=dict(self.framework_options))
         except ValueError as err:

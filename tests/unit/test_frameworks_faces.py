@@ -241,3 +241,11 @@ def test_the_html_card_names_the_framework_and_its_word_not_azures_codes() -> No
     assert "status 0: application-consistent as reported" in page
     assert "success_appconsistent" not in page
     assert '<span class="small">vmware VMBACKUP_SUCCESS</span>' in page  # the summary table
+
+
+@pytest.mark.parametrize("framework", ["gcp", "vmware", "qemu-ga", "aws-dlm"])
+def test_a_framework_without_scripts_is_a_usage_error(
+    framework: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["run", "--framework", framework, "--app", "sqlite"]) == 2
+    assert f"no scripts given for {framework}: give pre and post" in capsys.readouterr().err
