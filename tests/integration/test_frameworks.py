@@ -111,7 +111,8 @@ def test_the_correct_sample_is_application_consistent(
     require(app)
     r = run(_settings(framework, app, CORRECT[framework, app])).to_dict()
     assert r["framework"] == framework
-    assert r["verdict"] == oracle.APPLICATION, (r["outcome"], r["reasons"], r["error"])
+    said = {w: r["scripts"][w].get("stderr", "")[-300:] for w in ("pre", "post")}
+    assert r["verdict"] == oracle.APPLICATION, (r["outcome"], r["reasons"], r["error"], said)
     assert r["status"] == 0 and r["oracle"]["liveness_ok"] is True
     assert r["calls"], "the framework ran no script"
 

@@ -234,7 +234,7 @@ def test_the_html_card_names_the_framework_and_its_word_not_azures_codes() -> No
     from pytest_vmsnap.report.html import render_html
 
     run = json.loads(
-        (Path(__file__).parent / "data/vmware_app_consistent_postgres.json").read_text()
+        (Path(__file__).parent / "data/frameworks/vmware_app_consistent_postgres.json").read_text()
     )
     page = render_html({"vmware[50-postgres.sh]": run})
     assert "vmware said" in page and "<code>VMBACKUP_SUCCESS</code>" in page

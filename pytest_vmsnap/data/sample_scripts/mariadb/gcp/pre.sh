@@ -71,6 +71,7 @@ seen=$($CLIENT -N -B -e "SELECT ID FROM information_schema.PROCESSLIST WHERE ID 
 [ "$seen" = "$holder" ] || fail "the holding session ${holder:-?} is not in the process list"
 # GCP does not freeze the file systems: what the database wrote is still in this VM's page
 # cache, and the disk snapshot copies only what reached the disk. With writes held, push it
-# there (sync); without this the restored tables are torn.
-sync
+# there, or the restored tables are torn. Only the file system that holds the data (-f): a
+# plain sync flushes every file system of the machine, which can outlast the timeout.
+sync -f /var/lib/mysql
 echo "pre: FLUSH TABLES WITH READ LOCK held by session $holder (watchdog: ${HOLD_MAX} s)"

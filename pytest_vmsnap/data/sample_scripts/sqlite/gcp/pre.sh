@@ -41,6 +41,7 @@ while ! grep -q LOCKED "$STATE/holder.out" 2>/dev/null; do
 done
 # GCP does not freeze the file systems: what the database wrote is still in this VM's page
 # cache, and the disk snapshot copies only what reached the disk. With writes held, push it
-# there (sync); without this the restored tables are torn.
-sync
+# there, or the restored tables are torn. Only the file system that holds the data (-f): a
+# plain sync flushes every file system of the machine, which can outlast the timeout.
+sync -f "$DB"
 echo "pre: WAL checkpointed, write lock held on $DB"
