@@ -419,6 +419,12 @@ def _add_example(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]
     parser.add_argument(
         "--app", choices=data.apps(), default="sqlite", help="the application (default: sqlite)"
     )
+    parser.add_argument(
+        "--framework",
+        choices=Framework.values(),
+        default="azure",
+        help="whose scripts: azure (default), gcp, vmware, qemu-ga, aws-dlm",
+    )
     parser.set_defaults(func=_cmd_example)
 
 
@@ -430,7 +436,12 @@ def _cmd_example(args: argparse.Namespace) -> int:
         print(f"sample scripts: {data.sample_scripts()}")
         return EXIT_OK
     try:
-        written = data.write_example(args.app, args.dir)
+        if args.framework == "azure":
+            written = data.write_example(args.app, args.dir)
+        else:
+            written = data.write_framework_example(args.app, args.framework, args.dir)
+    except KeyError:
+        return _usage_error(f"example: no {args.framework} sample for {args.app} yet")
     except OSError as err:
         return _usage_error(_describe(err))
     for path in written.values():

@@ -113,6 +113,51 @@ def write_example(app: str, dest: Path) -> dict[str, Path]:
     return out
 
 
+_SAMPLED = ("postgres", "mariadb", "sqlite")
+FRAMEWORK_SAMPLES: dict[str, dict[str, dict[str, str]]] = {
+    "gcp": {app: {"pre": "gcp/pre.sh", "post": "gcp/post.sh"} for app in _SAMPLED},
+    "vmware": {app: {"hook": f"vmware/50-{app}.sh"} for app in _SAMPLED},
+    "qemu-ga": {app: {"hook": f"qemu-ga/{app}.sh"} for app in _SAMPLED},
+    "aws-dlm": {
+        app: {"document": "aws-dlm/document.json", "config": "aws-dlm/policy.json"}
+        for app in _SAMPLED
+    },
+}
+"""Each framework's correct sample for each application, by role (paths under
+``sample_scripts/<app>/``); Azure's are the examples (:func:`example`)."""
+QUIESCE = {"postgres": "none", "mariadb": "lock", "sqlite": "lock", "redis": "lock"}
+"""What each correct sample claims: PostgreSQL's CHECKPOINT holds nothing."""
+
+
+def write_framework_example(app: str, framework: str, dest: Path) -> dict[str, Path]:
+    """Write a ready application repository for ``app`` under ``framework`` (not Azure) into
+    ``dest``: the framework's correct sample in ``dest/backup/`` (scripts mode 755, the modes
+    these frameworks run them with) and ``dest/pyproject.toml`` naming them. KeyError: no
+    sample for that pair; FileExistsError: a file is already there."""
+    files = FRAMEWORK_SAMPLES[framework][app]
+    backup = dest / "backup"
+    out = {role: backup / Path(path).name for role, path in files.items()}
+    out["pyproject"] = dest / "pyproject.toml"
+    taken = [str(p) for p in out.values() if p.exists()]
+    if taken:
+        raise FileExistsError(f"already there, left as it is: {', '.join(taken)}")
+    backup.mkdir(parents=True, exist_ok=True)
+    ini: dict[str, Any] = {"vmsnap_framework": framework, "vmsnap_app": app}
+    for role, path in files.items():
+        text = (sample_scripts(app) / path).read_bytes()
+        _create(out[role], text, 0o644 if path.endswith(".json") else 0o755)
+        ini[f"vmsnap_{role}"] = f"backup/{out[role].name}"
+    ini["vmsnap_quiesce"] = QUIESCE[app]
+    lines = [
+        f"# pytest --vmsnap proves the {framework} quiesce scripts in backup/ (from "
+        f"pytest-vmsnap's {app} samples).",
+        "[tool.pytest.ini_options]",
+        *(f"{key} = {_toml_value(value)}" for key, value in ini.items()),
+    ]
+    _create(out["pyproject"], ("\n".join(lines) + "\n").encode(), 0o644)
+    return out
+
+
 def _create(path: Path, content: bytes, mode: int) -> None:
     """Create ``path`` with ``content`` and exactly ``mode`` (whatever the umask); an existing
     file, even one made since the check above, is left alone: ``FileExistsError``."""

@@ -22,7 +22,7 @@ from appcycle import require
 from plugin_runs import MAIN_CHECKS, run_pytest
 
 from pytest_vmsnap.cycle.run import run
-from pytest_vmsnap.data import sample_scripts
+from pytest_vmsnap.data import FRAMEWORK_SAMPLES, sample_scripts
 from pytest_vmsnap.evidence import oracle
 from pytest_vmsnap.settings import Settings
 
@@ -30,16 +30,12 @@ pytest_plugins = ["pytester"]
 
 QUIESCE = {"postgres": "none", "mariadb": "lock"}
 
-# (framework, app) -> the correct sample's files, by role (paths under sample_scripts/<app>/)
+# (framework, app) -> the correct sample's files, by role (under sample_scripts/<app>/)
 CORRECT: dict[tuple[str, str], dict[str, str]] = {
-    ("gcp", "postgres"): {"pre": "gcp/pre.sh", "post": "gcp/post.sh"},
-    ("gcp", "mariadb"): {"pre": "gcp/pre.sh", "post": "gcp/post.sh"},
-    ("vmware", "postgres"): {"hook": "vmware/50-postgres.sh"},
-    ("vmware", "mariadb"): {"hook": "vmware/50-mariadb.sh"},
-    ("qemu-ga", "postgres"): {"hook": "qemu-ga/postgres.sh"},
-    ("qemu-ga", "mariadb"): {"hook": "qemu-ga/mariadb.sh"},
-    ("aws-dlm", "postgres"): {"document": "aws-dlm/document.json"},
-    ("aws-dlm", "mariadb"): {"document": "aws-dlm/document.json"},
+    (framework, app): files
+    for framework, by_app in FRAMEWORK_SAMPLES.items()
+    for app, files in by_app.items()
+    if app in QUIESCE
 }
 
 # (framework, app) -> a broken sample, and how it is caught: the framework's own word for

@@ -12,6 +12,7 @@ from pytest_vmsnap.cli import main
 from pytest_vmsnap.cycle.compare import Row
 from pytest_vmsnap.cycle.protocol import CycleRecord
 from pytest_vmsnap.cycle.run import hidden_failures
+from pytest_vmsnap.data import FRAMEWORK_SAMPLES
 from pytest_vmsnap.framework import engines
 from pytest_vmsnap.plugin.battery import battery
 from pytest_vmsnap.plugin.faults import ROWS, _fault_document
@@ -205,23 +206,27 @@ def test_lint_refuses_what_the_framework_cannot_host(
     assert "qemu-ga calls one hook with 'freeze'" in capsys.readouterr().err
 
 
-def test_the_correct_samples_lint_clean_for_their_framework(
-    capsys: pytest.CaptureFixture[str],
+@pytest.mark.parametrize(
+    ("framework", "app"),
+    [(f, a) for f, by_app in FRAMEWORK_SAMPLES.items() for a in by_app],
+)
+def test_each_frameworks_example_is_written_and_lints_without_errors(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], framework: str, app: str
 ) -> None:
-    """The correct sample of each framework has no lint error under that framework."""
-    cases = [
-        (
-            "gcp",
-            ["--pre", SAMPLES / "postgres/gcp/pre.sh", "--post", SAMPLES / "postgres/gcp/post.sh"],
-        ),
-        ("vmware", ["--hook", SAMPLES / "postgres/vmware/50-postgres.sh"]),
-        ("qemu-ga", ["--hook", SAMPLES / "mariadb/qemu-ga/mariadb.sh"]),
-        ("aws-dlm", ["--document", SAMPLES / "mariadb/aws-dlm/document.json"]),
+    """``vmsnap example --framework F --app A DIR`` writes the correct sample and the ini
+    keys naming it; the framework's lint finds no error in it (its pre-check would run it)."""
+    assert main(["example", "--app", app, "--framework", framework, str(tmp_path / "ex")]) == 0
+    text = (tmp_path / "ex/pyproject.toml").read_text()
+    assert f'vmsnap_framework = "{framework}"' in text and f'vmsnap_app = "{app}"' in text
+    capsys.readouterr()
+    flags = [
+        arg
+        for role, path in FRAMEWORK_SAMPLES[framework][app].items()
+        for arg in (f"--{role}", str(tmp_path / "ex/backup" / Path(path).name))
     ]
-    for framework, files in cases:
-        main(["lint", "--framework", framework, "--json", *map(str, files)])
-        report = json.loads(capsys.readouterr().out)
-        assert report["errors"] == [], (framework, report["errors"])
+    main(["lint", "--framework", framework, "--json", *flags])
+    report = json.loads(capsys.readouterr().out)
+    assert report["errors"] == [], report["errors"]
 
 
 # --- the HTML report -----------------------------------------------------------------------------
