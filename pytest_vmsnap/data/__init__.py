@@ -113,7 +113,7 @@ def write_example(app: str, dest: Path) -> dict[str, Path]:
     return out
 
 
-_SAMPLED = ("postgres", "mariadb", "sqlite")
+_SAMPLED = ("postgres", "mariadb", "sqlite", "redis")
 FRAMEWORK_SAMPLES: dict[str, dict[str, dict[str, str]]] = {
     "gcp": {app: {"pre": "gcp/pre.sh", "post": "gcp/post.sh"} for app in _SAMPLED},
     "vmware": {app: {"hook": f"vmware/50-{app}.sh"} for app in _SAMPLED},

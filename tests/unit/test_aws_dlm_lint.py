@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from pytest_vmsnap.data import sample_scripts
 from pytest_vmsnap.framework.aws_dlm import codes
 from pytest_vmsnap.framework.aws_dlm.document import DOCUMENT_PATH
 from pytest_vmsnap.framework.aws_dlm.engine import AwsDlmEngine
@@ -15,7 +16,7 @@ from pytest_vmsnap.framework.aws_dlm.policy import POLICY_PATH
 from pytest_vmsnap.lint import aws_dlm_lint, report
 from pytest_vmsnap.lint.frameworks import lint_framework, warning_ids
 
-SAMPLES = Path(__file__).resolve().parents[2] / "pytest_vmsnap/data/sample_scripts"
+SAMPLES = sample_scripts()
 
 
 def doc(lines: list[str], allowed: list[str] | None = None) -> dict[str, Any]:

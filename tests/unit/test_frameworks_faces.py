@@ -12,7 +12,7 @@ from pytest_vmsnap.cli import main
 from pytest_vmsnap.cycle.compare import Row
 from pytest_vmsnap.cycle.protocol import CycleRecord
 from pytest_vmsnap.cycle.run import hidden_failures
-from pytest_vmsnap.data import FRAMEWORK_SAMPLES
+from pytest_vmsnap.data import FRAMEWORK_SAMPLES, sample_scripts
 from pytest_vmsnap.framework import engines
 from pytest_vmsnap.plugin.battery import battery
 from pytest_vmsnap.plugin.faults import ROWS, _fault_document
@@ -20,7 +20,8 @@ from pytest_vmsnap.report.html.checks import Expected
 from pytest_vmsnap.report.text import compare_table
 from pytest_vmsnap.settings import Settings
 
-SAMPLES = Path(__file__).resolve().parents[2] / "pytest_vmsnap" / "data" / "sample_scripts"
+SAMPLES = sample_scripts()
+CHECKOUT = Path(__file__).resolve().parents[2] / "pytest_vmsnap" / "data" / "sample_scripts"
 
 
 def _names(settings: Settings) -> list[str]:
@@ -254,3 +255,12 @@ def test_a_framework_without_scripts_is_a_usage_error(
 ) -> None:
     assert main(["run", "--framework", framework, "--app", "sqlite"]) == 2
     assert f"no scripts given for {framework}: give pre and post" in capsys.readouterr().err
+
+
+@pytest.mark.skipif(not CHECKOUT.is_dir(), reason="the source checkout's modes (not a wheel's)")
+def test_the_directly_executed_samples_are_executable_in_the_checkout() -> None:
+    """GCP, VMware and qemu-ga execute scripts directly: their samples are 0755 in git (a
+    wheel keeps no exec bit; ``vmsnap example`` sets it)."""
+    scripts = [p for d in ("gcp", "vmware", "qemu-ga") for p in CHECKOUT.glob(f"*/{d}/*.sh")]
+    assert scripts
+    assert [p for p in scripts if p.stat().st_mode & 0o777 != 0o755] == []

@@ -7,12 +7,13 @@ from pathlib import Path
 
 import pytest
 
+from pytest_vmsnap.data import sample_scripts
 from pytest_vmsnap.framework.vmware import config, discovery
 from pytest_vmsnap.framework.vmware.engine import make
 from pytest_vmsnap.lint import report, vmware_lint
 
 D = discovery.SCRIPTS_DIR
-SAMPLES = Path(__file__).resolve().parents[2] / "pytest_vmsnap" / "data" / "sample_scripts"
+SAMPLES = sample_scripts()
 
 
 def put(root: Path, location: str, text: str, mode: int = 0o755) -> None:
@@ -135,13 +136,14 @@ def test_samples_lint_as_their_readme_says(
 ) -> None:
     target = tmp_path / D.lstrip("/")
     target.mkdir(parents=True)
-    shutil.copy2(SAMPLES / sample, target / Path(sample).name)
+    shutil.copy(SAMPLES / sample, target / Path(sample).name)
+    (target / Path(sample).name).chmod(0o755)  # as deployed (a wheel keeps no exec bit)
     assert ids(tmp_path) == expected
 
 
-def test_samples_are_executable_and_documented() -> None:
+def test_samples_are_documented() -> None:
     for directory in SAMPLES.glob("*/vmware"):
         readme = (directory / "README.md").read_text()
         for script in directory.glob("*.sh"):
-            assert script.stat().st_mode & 0o111 and script.read_text().startswith("#!/bin/sh")
+            assert script.read_text().startswith("#!/bin/sh")
             assert f"`{script.name}`" in readme
