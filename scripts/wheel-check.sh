@@ -5,7 +5,8 @@
 #  3. from a scratch directory holding a copy of tests/ and the files they read, never the
 #     package's source: the unit suite, against the installed package (arguments go to it);
 #  4. the installed package's own bundled SQLite example (`vmsnap example`): `vmsnap lint`,
-#     `pytest --vmsnap -k lint` (the plugin's entry point) and, as root, a real `vmsnap run`.
+#     `pytest --vmsnap -k lint` (the plugin's entry point) and, as root, a real `vmsnap run`
+#     (Azure's SQLite example, and qemu-ga's).
 # Builds without build isolation (setuptools comes with the `test` extra): only the fresh
 # venv's `pip install` asks pip's configured index, for what the `test` extra already fetched.
 set -euo pipefail
@@ -80,6 +81,15 @@ if [[ $(id -u) -eq 0 ]]; then
     cat "$work/run.log"; say "vmsnap run on the bundled example failed"; exit 1
   fi
   sed 's/^/wheel-check: run: /' "$work/run.log"
+  # Another framework's engine, from the installed package alone: qemu-ga's SQLite example
+  # (its hook written 0755 by vmsnap example: a wheel keeps no exec bit).
+  cd "$work"
+  "$venv/bin/vmsnap" example --framework qemu-ga --app sqlite qga >/dev/null
+  if ! "$venv/bin/vmsnap" run --framework qemu-ga --hook qga/backup/sqlite.sh --app sqlite \
+    --quiesce lock >"$work/qga.log" 2>&1; then
+    cat "$work/qga.log"; say "vmsnap run --framework qemu-ga on its example failed"; exit 1
+  fi
+  sed 's/^/wheel-check: run: /' "$work/qga.log"
 else
   say "not root: the real cycle (loop devices, fsfreeze) is skipped"
 fi
