@@ -120,3 +120,28 @@ def test_container_cycle_matches_host(
     on_host = run(settings.with_(vm="host"))
     assert not on_host.error, on_host.error
     assert _summary(in_container) == _summary(on_host)
+
+
+@pytest.mark.parametrize("framework", ["gcp", "vmware", "qemu-ga", "aws-dlm"])
+def test_every_frameworks_engine_runs_in_the_container_stand_in(
+    engine: object, images_built: dict[str, str], framework: str
+) -> None:
+    """The other frameworks' engines run inside the container as inside the host stand-in:
+    their files installed where each looks, their own environment, their correct SQLite
+    sample application-consistent (the freeze only where the framework freezes)."""
+    files = data.FRAMEWORK_SAMPLES[framework]["sqlite"]
+    settings = Settings(
+        framework=framework,
+        app="sqlite",
+        vm="container",
+        quiesce="lock",
+        pacing="prompt",
+        workload_seconds=0.5,
+        **{role: SAMPLES / "sqlite" / path for role, path in files.items()},  # type: ignore[arg-type]
+        modes=(("hook", 0o755), ("pre", 0o755), ("post", 0o755)),
+    )
+    c = run(settings).to_dict()
+    assert not c["error"], c["error"]
+    assert (c["vm"], c["framework"]) == ("container", framework)
+    assert c["verdict"] == oracle.APPLICATION, (c["outcome"], c["reasons"])
+    assert c["freeze"]["frozen"] is (framework in ("vmware", "qemu-ga"))
