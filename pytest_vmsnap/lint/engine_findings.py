@@ -3,6 +3,7 @@ the database heuristics whose wording holds for any framework."""
 
 from __future__ import annotations
 
+from collections.abc import Callable, Collection
 from pathlib import Path
 from typing import Any
 
@@ -45,3 +46,19 @@ def database_warnings(location: str, shell: ShellText, quiesce_side: bool) -> li
     collector = Collector()
     warn_database_heuristics(collector, location, shell, quiesce_side)
     return [f for f in collector.findings if f.id in REUSED_DATABASE_IDS]
+
+
+Warn = Callable[..., Finding]
+
+
+def warner(ids: Collection[str]) -> Warn:
+    """``warn(wid, message, action, path=None, line=None)``: a warning with one of ``ids``
+    (a stable id: an unknown one is a bug in the lint module)."""
+
+    def warn(
+        wid: str, message: str, action: str, path: str | None = None, line: int | None = None
+    ) -> Finding:
+        assert wid in ids, wid
+        return Finding(report.WARNING, wid, message, action, path=path, line=line)
+
+    return warn

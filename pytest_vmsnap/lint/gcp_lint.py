@@ -13,9 +13,8 @@ from pathlib import Path
 from typing import Any
 
 from ..framework.gcp import config, discovery
-from . import report
 from .dialect_checks import BASHISMS
-from .engine_findings import database_warnings, precheck_errors
+from .engine_findings import database_warnings, precheck_errors, warner
 from .report import Finding
 from .shell_commands import Command, parse, unquote
 from .shell_text import ShellText, scan_shell
@@ -45,11 +44,7 @@ _PLAIN_SH = re.compile(r"^(/usr)?/bin/(sh|dash)$")
 _REDIRECT = re.compile(r"^(\d*)(&>>?|>>?\||>>?&?|>&)(.*)$")
 
 
-def _warn(
-    wid: str, message: str, action: str, path: str | None = None, line: int | None = None
-) -> Finding:
-    assert wid in WARNING_IDS, wid
-    return Finding(report.WARNING, wid, message, action, path=path, line=line)
+_warn = warner(WARNING_IDS)
 
 
 def lint(root: Path, engine: Any) -> list[Finding]:

@@ -14,8 +14,7 @@ from typing import Any
 
 from ..framework.qemu_ga import config, discovery
 from ..framework.qemu_ga.wrapper import LOG_FILE
-from . import report
-from .engine_findings import database_warnings, precheck_errors
+from .engine_findings import database_warnings, precheck_errors, warner
 from .report import Finding
 from .shell_text import ShellText, scan_shell
 
@@ -39,11 +38,7 @@ _REDIRECTED = re.compile(r">\s*\S|>&")
 _HOME = re.compile(r"(?:^|[\s=\"'])~/|\$\{?HOME\b|\.my\.cnf|\.pgpass")
 
 
-def _warn(
-    wid: str, message: str, action: str, path: str | None = None, line: int | None = None
-) -> Finding:
-    assert wid in WARNING_IDS, wid
-    return Finding(report.WARNING, wid, message, action, path=path, line=line)
+_warn = warner(WARNING_IDS)
 
 
 def lint(root: Path, engine: Any) -> list[Finding]:

@@ -13,8 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from ..framework.vmware import config, discovery
-from . import report
-from .engine_findings import database_warnings, precheck_errors
+from .engine_findings import database_warnings, precheck_errors, warner
 from .report import Finding
 from .shell_text import scan_shell
 
@@ -39,11 +38,7 @@ _STRAY = re.compile(
 )
 
 
-def _warn(
-    wid: str, message: str, action: str, path: str | None = None, line: int | None = None
-) -> Finding:
-    assert wid in WARNING_IDS, wid
-    return Finding(report.WARNING, wid, message, action, path=path, line=line)
+_warn = warner(WARNING_IDS)
 
 
 def lint(root: Path, engine: Any) -> list[Finding]:

@@ -8,11 +8,11 @@ extension's ``handle.py`` row by row.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ..engine import Observer
 from ..interfaces import (
     Freezer,
     FreezeResult,
@@ -22,8 +22,8 @@ from ..interfaces import (
     Snapshotter,
     ThawResult,
 )
-from ..outcome import freeze_record, snapshot_record
-from ..records import CycleRecordJson, Finding, PhaseRecord
+from ..outcome import Phase, freeze_record, snapshot_record
+from ..records import CycleRecordJson, Finding
 from ..scripts import FAITHFUL, Clock, Pacing, ScriptResult, Spawn, SystemClock, not_run
 from . import codes
 from .checks import Precheck, precheck
@@ -35,25 +35,6 @@ FREEZE_THREAD_SLEEP_S = 3.0
 """The extension's freeze thread sleeps this long before it starts the freeze helper."""
 FROZEN_POLL_S = 2.0
 """The extension's main thread checks for the helper's "frozen" signal in steps this long."""
-
-Observer = Callable[[str], None]
-"""Called with an event name at each phase edge (``pre_end`` is where a quiesce probe goes)."""
-
-
-@dataclass
-class Phase:
-    """One bar of the timeline, in seconds from the start of the cycle."""
-
-    phase: str
-    start_s: float
-    end_s: float
-
-    def to_dict(self) -> PhaseRecord:
-        return {
-            "phase": self.phase,
-            "start_s": round(self.start_s, 4),
-            "end_s": round(self.end_s, 4),
-        }
 
 
 class _HealthCode:
