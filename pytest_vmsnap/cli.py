@@ -138,11 +138,7 @@ def _lint_hosted(args: argparse.Namespace, given: dict[str, Any]) -> int:
         )
     except SettingsError as err:
         return _usage_error(str(err))
-    files = {
-        role: path
-        for role in ("config", "pre", "post", "hook", "document")
-        if (path := getattr(s, role)) is not None
-    }
+    files = s.files()
     if not files:
         return _usage_error("lint: give the files to lint (--pre/--post, --hook, --config)")
     try:

@@ -239,28 +239,23 @@ class Settings:
             out += self._install_problems(label)
         return out
 
+    def files(self) -> dict[str, Path]:
+        """The user's files by role (``config``, ``pre``, ``post``, ``hook``, ``document``),
+        those given."""
+        roles = {
+            "config": self.config,
+            "pre": self.pre,
+            "post": self.post,
+            "hook": self.hook,
+            "document": self.document,
+        }
+        return {role: path for role, path in roles.items() if path is not None}
+
     def given(self) -> Given:
         """The user's files as the framework's engine is told of them."""
         from .framework.engine import Given
 
-        roles = {
-            role
-            for role, path in (
-                ("config", self.config),
-                ("pre", self.pre),
-                ("post", self.post),
-                ("hook", self.hook),
-                ("document", self.document),
-            )
-            if path is not None
-        }
-        config = None
-        if self.config is not None:
-            try:
-                config = self.config.read_bytes()
-            except OSError:
-                config = None
-        return Given(frozenset(roles), config, self.hook.name if self.hook else "")
+        return Given.of(self.files())
 
     def _hosting_problems(self) -> list[str]:
         """The framework cannot run the files as given (a pair where it calls one hook)."""

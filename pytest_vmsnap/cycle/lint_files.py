@@ -62,13 +62,7 @@ def lint_hosted(
 
     Raises :class:`~pytest_vmsnap.cycle.stage.StageError` when the framework cannot host the
     files as given, or one cannot be installed (one line)."""
-    config = files.get("config")
-    given = Given(
-        frozenset(files),
-        config.read_bytes() if config is not None else None,
-        files["hook"].name if "hook" in files else "",
-    )
-    hosting = engines.get(framework).host(given)
+    hosting = engines.get(framework).host(Given.of(files))
     with tempfile.TemporaryDirectory(prefix="vmsnap-lint-") as root:
         staged = stage_hosted(root, hosting, files, owner, modes=modes)
         report = lint_framework(root, framework, sources=staged.sources)

@@ -156,17 +156,7 @@ def stage_files(
             at=(settings.pre_at, settings.post_at),
             modes=settings.modes,
         )
-    files = {
-        role: path
-        for role, path in (
-            ("config", settings.config),
-            ("pre", settings.pre),
-            ("post", settings.post),
-            ("hook", settings.hook),
-            ("document", settings.document),
-        )
-        if path is not None
-    }
+    files = settings.files()
     if not files:
         return None
     hosting = engines.get(settings.framework).host(settings.given())

@@ -60,6 +60,19 @@ class Given:
     """The hook file's own name: a framework that runs a directory of scripts keeps it (their
     order is the names' order)."""
 
+    @classmethod
+    def of(cls, files: Mapping[str, Path]) -> Given:
+        """What the engine is told of the user's ``files`` (by role): which roles, the
+        config's content (None when it cannot be read), the hook's name."""
+        config = None
+        if "config" in files:
+            try:
+                config = Path(files["config"]).read_bytes()
+            except OSError:
+                config = None
+        hook = files.get("hook")
+        return cls(frozenset(files), config, Path(hook).name if hook else "")
+
 
 @dataclass(frozen=True)
 class Placement:

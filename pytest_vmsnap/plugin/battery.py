@@ -168,12 +168,7 @@ def _lint(ctx: Context) -> None:
 
     s = ctx.settings
     if s.framework != "azure":
-        files = {
-            role: path
-            for role in ("config", "pre", "post", "hook", "document")
-            if (path := getattr(s, role)) is not None
-        }
-        report = lint_hosted(s.framework, files, owner=s.owner, modes=s.modes)
+        report = lint_hosted(s.framework, s.files(), owner=s.owner, modes=s.modes)
     else:
         assert s.config is not None
         report = lint_files(
@@ -314,13 +309,20 @@ def _with_script(ctx: Context, which: str, body: str, **config_changes: Any) -> 
 
 
 def _expect(r: RunResult, status: int, health: int, label: str) -> None:
-    problems = []
+    wrong = ""
     if r.status != status or r.health_code != health:
-        problems.append(
+        wrong = (
             f"expected status {status} and health code {health} "
             f"({codes.lookup(health).docs_name or codes.lookup(health).name}), got "
             f"status {r.status} and health code {r.health_code}"
         )
+    fail_row(r, wrong, label)
+
+
+def fail_row(r: RunResult, wrong: str, label: str) -> None:
+    """CheckFailed when a fault cycle missed its row of the outcome table (``wrong`` says
+    how, '' when it did not), left the application unable to write, or the harness failed."""
+    problems = [wrong] if wrong else []
     if r.evidence.liveness_ok is False:
         problems.append("the application was left unable to write after the cycle")
     if r.error:

@@ -22,9 +22,8 @@ from ..cycle.result import RunResult
 from ..framework.interfaces import SnapshotResult
 from ..framework.outcome import APPLICATION, NO_SNAPSHOT, NOT_QUIESCED
 from ..report.html.checks import Expected
-from ..report.text import explain
 from ..settings import Settings
-from .battery import Check, CheckFailed, Context
+from .battery import Check, Context, fail_row
 
 
 @dataclass(frozen=True)
@@ -220,18 +219,8 @@ def _write(path: Path, text: str) -> None:
 
 
 def _expect(r: RunResult, row: Row, label: str) -> None:
-    cycle = r.to_dict()
-    problems = []
-    if (cycle.get("status"), cycle.get("outcome")) != (row.status, row.outcome):
-        problems.append(
-            f"expected {row.outcome} (status {row.status}), got {cycle.get('outcome')} "
-            f"(status {cycle.get('status')})"
-        )
-    if r.evidence.liveness_ok is False:
-        problems.append("the application was left unable to write after the cycle")
-    if r.error:
-        problems.append(f"harness: {r.error}")
-    if problems:
-        raise CheckFailed(
-            f"{label}: " + "; ".join(problems) + "\n" + explain(cycle, "the outcome table's row")
-        )
+    wrong = ""
+    if (r.status, r.cycle.outcome if r.cycle else "") != (row.status, row.outcome):
+        got = r.cycle.outcome if r.cycle else "no cycle"
+        wrong = f"expected {row.outcome} (status {row.status}), got {got} (status {r.status})"
+    fail_row(r, wrong, label)
